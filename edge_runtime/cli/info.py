@@ -1,0 +1,34 @@
+"""`edge-detect info`: the model card and the interpreter in use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edge_runtime.cli.options import model_option
+
+
+@click.command()
+@model_option
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+def info(model_path: Path | None, as_json: bool) -> None:
+    """Show the model, its card and the TFLite interpreter that runs it."""
+    from edge_runtime.model import SpoofModel
+
+    model = SpoofModel(model_path)
+    card = model.card.to_dict()
+    if as_json:
+        click.echo(json.dumps({"model": str(model.path), "interpreter": model.interpreter_name,
+                               "card": card}, indent=2))
+        return
+    click.echo(f"model:       {model.path}")
+    click.echo(f"interpreter: {model.interpreter_name}")
+    click.echo(f"size:        {model.path.stat().st_size / 1024:.1f} KiB")
+    click.echo(f"threshold:   {model.threshold:.4f}")
+    fe = model.frontend_config
+    click.echo(f"front end:   {fe.scale} {fe.n_bands} bands, n_fft {fe.n_fft}, "
+               f"hop {fe.hop_length}, window {fe.window_seconds} s at {fe.sample_rate} Hz")
+    click.echo("card:")
+    click.echo(json.dumps(card, indent=2))

@@ -1,0 +1,188 @@
+"""Audio -> log filterbank features, in NumPy only.
+
+This module is the one definition of the model's features: host training calls it to build
+its datasets and the board calls it to score audio, so what the model sees on the board is
+what it saw in training. librosa is used only in the tests, as an oracle.
+
+Framing is "valid" (no centre padding): frame ``i`` covers samples
+``[i * hop, i * hop + n_fft)``. That makes streaming exact: a frame depends only on audio that
+has already arrived, so the incremental path in ``stream`` reproduces these features bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+
+FilterScale = Literal["mel", "linear"]
+Normalization = Literal["none", "window_mean"]
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Every parameter of the features; the model card records all of them."""
+
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_bands: int = 80
+    fmin: float = 20.0
+    fmax: float = 8000.0
+    scale: FilterScale = "mel"
+    log_floor: float = 1e-10
+    # "window_mean" subtracts the mean log energy of the whole window, so a gain change
+    # (an additive constant in the log domain) cannot move the score: level is a shortcut.
+    normalization: Normalization = "window_mean"
+    window_seconds: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.win_length > self.n_fft:
+            raise ValueError("win_length must not exceed n_fft")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ValueError("need 0 <= fmin < fmax <= sample_rate / 2")
+        if self.scale not in ("mel", "linear"):
+            raise ValueError(f"scale must be 'mel' or 'linear', not {self.scale!r}")
+        if self.normalization not in ("none", "window_mean"):
+            raise ValueError(f"unknown normalization {self.normalization!r}")
+        if self.window_samples < self.n_fft:
+            raise ValueError("window_seconds is shorter than one FFT frame")
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def frames_per_window(self) -> int:
+        return 1 + (self.window_samples - self.n_fft) // self.hop_length
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        return (self.frames_per_window, self.n_bands)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FrontendConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown front-end parameters: {', '.join(unknown)}")
+        return cls(**values)
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """Slaney mel scale (librosa's default, htk=False)."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = math.log(6.4) / 27.0
+    linear = hz / f_sp
+    log_part = min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep
+    return np.where(hz >= min_log_hz, log_part, linear)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = math.log(6.4) / 27.0
+    linear = f_sp * mel
+    log_part = min_log_hz * np.exp(logstep * (mel - min_log_mel))
+    return np.where(mel >= min_log_mel, log_part, linear)
+
+
+def filterbank(config: FrontendConfig) -> np.ndarray:
+    """Triangular filters, shape (n_fft // 2 + 1, n_bands), area-normalised (Slaney).
+
+    With ``scale="mel"`` this equals ``librosa.filters.mel(..., htk=False, norm="slaney")``
+    (transposed); with ``scale="linear"`` the band edges are evenly spaced in Hz.
+    """
+    n_freqs = config.n_fft // 2 + 1
+    fft_freqs = np.linspace(0.0, config.sample_rate / 2, n_freqs)
+    if config.scale == "mel":
+        edges = mel_to_hz(
+            np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_bands + 2)
+        )
+    else:
+        edges = np.linspace(config.fmin, config.fmax, config.n_bands + 2)
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    weights = np.zeros((config.n_bands, n_freqs))
+    for band in range(config.n_bands):
+        lower = -ramps[band] / widths[band]
+        upper = ramps[band + 2] / widths[band + 1]
+        weights[band] = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.T.astype(np.float32)
+
+
+def analysis_window(config: FrontendConfig) -> np.ndarray:
+    """Periodic Hann of win_length, zero-padded to n_fft in the middle (as librosa does)."""
+    n = np.arange(config.win_length)
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / config.win_length)
+    window = np.zeros(config.n_fft)
+    left = (config.n_fft - config.win_length) // 2
+    window[left : left + config.win_length] = hann
+    return window.astype(np.float32)
+
+
+class Frontend:
+    """Computes features for one FrontendConfig; holds the precomputed window and filters."""
+
+    def __init__(self, config: FrontendConfig | None = None) -> None:
+        self.config = config or FrontendConfig()
+
+    @cached_property
+    def _window(self) -> np.ndarray:
+        return analysis_window(self.config)
+
+    @cached_property
+    def _filters(self) -> np.ndarray:
+        return filterbank(self.config)
+
+    def n_frames(self, n_samples: int) -> int:
+        if n_samples < self.config.n_fft:
+            return 0
+        return 1 + (n_samples - self.config.n_fft) // self.config.hop_length
+
+    def log_frames(self, audio: np.ndarray) -> np.ndarray:
+        """Log band energies (dB) of every whole frame in ``audio``: (n_frames, n_bands).
+
+        No normalisation here: streaming keeps these in a ring and normalises per window.
+        """
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        count = self.n_frames(audio.shape[0])
+        if count == 0:
+            return np.zeros((0, self.config.n_bands), dtype=np.float32)
+        frames = np.lib.stride_tricks.as_strided(
+            audio,
+            shape=(count, self.config.n_fft),
+            strides=(audio.strides[0] * self.config.hop_length, audio.strides[0]),
+            writeable=False,
+        )
+        spectrum = np.fft.rfft(frames * self._window, axis=1)
+        power = spectrum.real**2 + spectrum.imag**2
+        energies = power.astype(np.float32) @ self._filters
+        return (10.0 * np.log10(np.maximum(energies, self.config.log_floor))).astype(np.float32)
+
+    def normalize(self, window_frames: np.ndarray) -> np.ndarray:
+        """Applies the configured per-window normalisation to (frames, bands) log energies."""
+        if self.config.normalization == "window_mean":
+            return (window_frames - window_frames.mean(dtype=np.float64)).astype(np.float32)
+        return window_frames.astype(np.float32, copy=False)
+
+    def window_features(self, window: np.ndarray) -> np.ndarray:
+        """Model input for one window of exactly ``window_samples`` samples."""
+        if window.shape != (self.config.window_samples,):
+            raise ValueError(
+                f"expected {self.config.window_samples} samples, got shape {window.shape}"
+            )
+        return self.normalize(self.log_frames(window))

@@ -1,0 +1,112 @@
+"""The `edge-train` command line (host side, needs the `train` extra)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULT_CACHE = Path("cache")
+data_option = click.option(
+    "--data", "data_root", type=click.Path(path_type=Path, file_okay=False), default=None,
+    help="Corpus root (protocols/ + <split>/flac, or bonafide/ + spoof/ folders). "
+         "Default: $EDGE_DETECT_DATA, else ../shared/data/spoofmix.",
+)
+cache_option = click.option(
+    "--cache", "cache_dir", type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_CACHE, show_default=True, help="Folder for decoded-audio caches.",
+)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"edge-train: error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Train, export and evaluate edge-detect models (host side, TensorFlow)."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Training config TOML (default: built-in defaults).")
+@click.option("--out", "run_dir", type=click.Path(path_type=Path, file_okay=False),
+              required=True, help="Run folder: config, history, checkpoints, metrics.")
+@data_option
+@cache_option
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Override the config.")
+@click.option("--seed", type=int, default=None, help="Override the config.")
+def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache_dir: Path,
+          epochs: int | None, seed: int | None) -> None:
+    """Train the Keras model; keeps the checkpoint with the best dev EER."""
+    from dataclasses import replace
+
+    from host_training.config import load_config
+    from host_training.datasets import DatasetError
+    from host_training.train import train as run_training
+
+    try:
+        config = load_config(config_path)
+    except (OSError, ValueError, TypeError) as error:
+        _fail(f"{config_path}: {error}")
+    if epochs is not None or seed is not None:
+        config = replace(config, training=replace(
+            config.training,
+            epochs=epochs if epochs is not None else config.training.epochs,
+            seed=seed if seed is not None else config.training.seed))
+    try:
+        result = run_training(config, run_dir, cache_dir, data_root)
+    except DatasetError as error:
+        _fail(str(error))
+    click.echo(f"best dev EER {result.best_dev_eer * 100:.2f} % at epoch {result.best_epoch}; "
+               f"run in {result.run_dir}")
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              required=True, help="A run folder written by `edge-train train`.")
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("models/edge_detect.tflite"), show_default=True)
+@data_option
+@cache_option
+def export(run_dir: Path, out_path: Path, data_root: Path | None, cache_dir: Path) -> None:
+    """Export the run's best model to full-integer int8 TFLite plus its model card."""
+    from host_training.export import export_run
+
+    export_run(run_dir, out_path, data_root, cache_dir)
+
+
+@main.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="The .tflite to evaluate (default: the shipped model).")
+@data_option
+@cache_option
+@click.option("--split", "splits", multiple=True, default=("dev", "eval"), show_default=True)
+@click.option("--update-card", is_flag=True, help="Record the metrics on the model card.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Also write the full results as JSON.")
+def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
+             splits: tuple[str, ...], update_card: bool, json_out: Path | None) -> None:
+    """EER (pooled and per attack), minDCF and accuracy of the int8 model per split."""
+    from edge_runtime.errors import EdgeDetectError
+    from edge_runtime.model import default_model_path
+    from host_training.datasets import DatasetError, default_data_root
+    from host_training.evaluate import evaluate_model, markdown_table, record_on_card
+
+    try:
+        results = evaluate_model(model_path, data_root or default_data_root(), list(splits),
+                                 cache_dir)
+    except (DatasetError, EdgeDetectError) as error:
+        _fail(str(error))
+    click.echo(markdown_table(results))
+    if json_out:
+        json_out.write_text(json.dumps(results, indent=2))
+    if update_card:
+        record_on_card(model_path or default_model_path(), results)
+        click.echo("metrics recorded on the model card")

@@ -1,0 +1,67 @@
+"""Training configuration: one TOML file, sections mapping onto frozen dataclasses."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.frontend import FrontendConfig
+from host_training.augment import AugmentConfig
+from host_training.model import ModelConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = ""  # empty: $EDGE_DETECT_DATA or ../shared/data/spoofmix
+    train_split: str = "train"
+    dev_split: str = "dev"
+    max_files: int = 0  # 0 = all; small values make quick smoke runs
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 15
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 0
+    patience: int = 4  # epochs without dev EER improvement before stopping
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    training: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _section(cls: type, values: dict[str, Any], name: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"[{name}] unknown keys: {', '.join(unknown)}")
+    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**converted)
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    sections = {"data": DataConfig, "frontend": FrontendConfig, "model": ModelConfig,
+                "augment": AugmentConfig, "training": OptimConfig}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ValueError(f"unknown sections: {', '.join(unknown)}")
+    return TrainConfig(**{name: _section(cls, raw.get(name, {}), name)
+                          for name, cls in sections.items()})
+
+
+def load_config(path: Path | None) -> TrainConfig:
+    if path is None:
+        return TrainConfig()
+    with open(path, "rb") as handle:
+        return config_from_dict(tomllib.load(handle))

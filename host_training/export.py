@@ -1,0 +1,137 @@
+"""Full-integer int8 TFLite export with its model card, and the float-vs-int8 parity check."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.frontend import Frontend
+from edge_runtime.metrics import equal_error_rate
+from edge_runtime.model import ModelCard, SpoofModel, TensorQuantization, sha256_of
+from host_training.config import config_from_dict
+from host_training.datasets import default_data_root, load_split
+from host_training.features import clip_scores, clip_windows
+from host_training.train import _subset
+from host_training.waveforms import load_waveforms
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def convert_int8(model, representative: np.ndarray) -> bytes:
+    """Keras model -> int8-in/int8-out TFLite flatbuffer, calibrated on ``representative``."""
+    import tensorflow as tf
+
+    def samples():
+        for window in representative:
+            yield [window[None, :, :, None].astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = samples
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def tensor_report(tflite_path: Path) -> dict[str, Any]:
+    """Tensor dtypes and op names of a .tflite: TFLITE_BUILTINS_INT8 does not fail when an op
+    stays float, so export checks this itself."""
+    from edge_runtime.model import interpreter_class
+
+    interpreter_type, _ = interpreter_class()
+    interpreter = interpreter_type(model_path=str(tflite_path))
+    dtypes = Counter(np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details())
+    ops: list[str] = []
+    try:
+        ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})
+    except AttributeError:
+        pass
+    return {"tensor_dtypes": dict(dtypes), "ops": ops}
+
+
+def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
+               cache_dir: Path | None = None, representative_count: int = 300,
+               log=print) -> dict[str, Any]:
+    """Exports ``run_dir/best.keras`` to ``out_path`` (.tflite) plus its card (.json)."""
+    import tensorflow as tf
+
+    config = config_from_dict(json.loads((run_dir / "config.json").read_text()))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    model = tf.keras.models.load_model(run_dir / "best.keras")
+    frontend = Frontend(config.frontend)
+    root = data_root or (Path(config.data.root) if config.data.root else default_data_root())
+    seed = config.training.seed
+
+    train_utts = _subset(load_split(root, config.data.train_split), config.data.max_files, seed)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(train_utts), size=min(representative_count, len(train_utts)),
+                        replace=False)
+    train_waves = load_waveforms([train_utts[i] for i in sorted(chosen)],
+                                 config.frontend.sample_rate, cache_dir)
+    representative, _ = clip_windows(train_waves, frontend)
+    log(f"converting to int8 with {len(representative)} representative windows")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(convert_int8(model, representative))
+    report = tensor_report(out_path)
+    if report["tensor_dtypes"].get("float32"):
+        raise ExportError(f"{out_path}: float32 tensors remain after int8 conversion: {report}")
+
+    dev_utts = _subset(load_split(root, config.data.dev_split), config.data.max_files, seed + 1)
+    dev_waves = load_waveforms(dev_utts, config.frontend.sample_rate, cache_dir)
+    dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
+    features, owners = clip_windows(dev_waves, frontend)
+    float_windows = model.predict(features[..., None], batch_size=64, verbose=0)[:, 0]
+
+    # Provisional card so SpoofModel accepts the file; threshold and parity are filled below.
+    from edge_runtime.model import card_path_for, interpreter_class
+
+    interpreter_type, _ = interpreter_class()
+    probe = interpreter_type(model_path=str(out_path))
+    input_q = TensorQuantization(*probe.get_input_details()[0]["quantization"])
+    output_q = TensorQuantization(*probe.get_output_details()[0]["quantization"])
+    card = ModelCard(out_path.name, sha256_of(out_path), config.frontend, input_q, output_q, 0.5)
+    card_path = card_path_for(out_path)
+    card_path.write_text(json.dumps(card.to_dict(), indent=2))
+    int8_model = SpoofModel(out_path)
+    int8_windows = int8_model.score_windows(features)
+
+    float_clips = clip_scores(float_windows, owners, len(dev_utts))
+    int8_clips = clip_scores(int8_windows, owners, len(dev_utts))
+    float_rates = equal_error_rate(float_clips[~dev_labels], float_clips[dev_labels])
+    int8_rates = equal_error_rate(int8_clips[~dev_labels], int8_clips[dev_labels])
+    threshold = int8_rates.threshold
+    parity = {
+        "windows": len(features),
+        "max_abs_score_difference": float(np.max(np.abs(float_windows - int8_windows))),
+        "mean_abs_score_difference": float(np.mean(np.abs(float_windows - int8_windows))),
+        "label_agreement": float(np.mean((float_clips >= float_rates.threshold)
+                                         == (int8_clips >= threshold))),
+        "dev_eer_float": float_rates.eer,
+        "dev_eer_int8": int8_rates.eer,
+    }
+    extra = {
+        "name": "edge-detect SpecRNet-edge",
+        "architecture": {"family": "SpecRNet-style residual CNN", **config.model.__dict__},
+        "parameters": int(model.count_params()),
+        "size_bytes": out_path.stat().st_size,
+        "tflite": report,
+        "training": {"config": config.to_dict(), "best_epoch": metrics["best_epoch"],
+                     "train": metrics["train"], "dev": metrics["dev"]},
+        "quantization": parity,
+        "threshold_source": f"dev EER point of the int8 model ({config.data.dev_split} split)",
+        "metrics": {},
+    }
+    card = ModelCard(out_path.name, sha256_of(out_path), config.frontend, input_q, output_q,
+                     threshold, extra)
+    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.1f} KiB) and {card_path.name}; "
+        f"dev EER float {float_rates.eer * 100:.2f} % / int8 {int8_rates.eer * 100:.2f} %, "
+        f"max |float-int8| {parity['max_abs_score_difference']:.4f}")
+    return card.to_dict()

@@ -1,0 +1,48 @@
+"""Feature windows for training and evaluation, computed with the board's own front end."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_runtime.audio import fit_to_window, split_windows
+from edge_runtime.frontend import Frontend
+from host_training.augment import AugmentConfig, augment
+
+
+def random_window(audio: np.ndarray, window_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of a long clip, or a repeat-padded short clip."""
+    if audio.shape[0] > window_samples:
+        start = int(rng.integers(0, audio.shape[0] - window_samples + 1))
+        return audio[start : start + window_samples]
+    return fit_to_window(audio, window_samples)
+
+
+def training_batch(waves: list[np.ndarray], frontend: Frontend, rng: np.random.Generator,
+                   augment_config: AugmentConfig | None) -> np.ndarray:
+    """One augmented random window per clip: (n, frames, bands) float32."""
+    window = frontend.config.window_samples
+    out = np.empty((len(waves), *frontend.config.feature_shape), dtype=np.float32)
+    for index, wave in enumerate(waves):
+        audio = augment(wave, rng, augment_config) if augment_config is not None else wave
+        out[index] = frontend.window_features(random_window(audio, window, rng))
+    return out
+
+
+def clip_windows(waves: list[np.ndarray], frontend: Frontend,
+                 hop_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """All scoring windows of every clip, as the board cuts them, and each window's clip index."""
+    window = frontend.config.window_samples
+    hop = max(1, int(window * hop_fraction))
+    features, owners = [], []
+    for index, wave in enumerate(waves):
+        for chunk in split_windows(wave, window, hop):
+            features.append(frontend.window_features(chunk))
+            owners.append(index)
+    return np.stack(features), np.asarray(owners)
+
+
+def clip_scores(window_scores: np.ndarray, owners: np.ndarray, n_clips: int) -> np.ndarray:
+    """Mean window score per clip (the board's clip score)."""
+    sums = np.bincount(owners, weights=window_scores, minlength=n_clips)
+    counts = np.bincount(owners, minlength=n_clips)
+    return sums / np.maximum(counts, 1)

@@ -1,0 +1,46 @@
+"""Loading a dataset's audio once, with an on-disk cache so later runs start in seconds."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.audio import load_audio
+from host_training.datasets import Utterance
+
+
+def _cache_key(utterances: list[Utterance], sample_rate: int) -> str:
+    digest = hashlib.sha256(str(sample_rate).encode())
+    for utterance in utterances:
+        stat = utterance.path.stat()
+        digest.update(f"{utterance.path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:20]
+
+
+def load_waveforms(utterances: list[Utterance], sample_rate: int,
+                   cache_dir: Path | None = None, progress: bool = True) -> list[np.ndarray]:
+    """float32 mono audio of every utterance at ``sample_rate``, in order."""
+    cache_file = None
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_file = cache_dir / f"waves-{_cache_key(utterances, sample_rate)}.npz"
+        if cache_file.exists():
+            with np.load(cache_file) as stored:
+                samples, offsets = stored["samples"], stored["offsets"]
+            return [samples[offsets[i]:offsets[i + 1]].astype(np.float32) / 32768.0
+                    for i in range(len(offsets) - 1)]
+    iterator = utterances
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(utterances, desc="loading audio", unit="file", leave=False)
+    waves = [load_audio(u.path, sample_rate) for u in iterator]
+    if cache_file is not None:
+        offsets = np.cumsum([0] + [len(w) for w in waves])
+        samples = np.concatenate([np.clip(np.round(w * 32768.0), -32768, 32767) for w in waves])
+        temporary = cache_file.with_suffix(".tmp.npz")
+        np.savez(temporary, samples=samples.astype(np.int16), offsets=offsets)
+        temporary.replace(cache_file)
+    return waves
