@@ -1,0 +1,47 @@
+"""Shared fixtures: generated audio and the shipped model. Keep test-specific fixtures in the
+test module that uses them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+
+
+def speech_like(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A voiced, syllable-modulated harmonic signal with a little noise (not real speech, but
+    it has pitch, formant-like harmonics and pauses, which is what the front end cares about)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 0.5
+    signal = 0.2 * voiced * envelope + 0.005 * rng.standard_normal(t.shape)
+    return signal.astype(np.float32)
+
+
+@pytest.fixture
+def write_audio(tmp_path: Path):
+    """write_audio(name, samples, rate=16000, subtype=None) -> Path of a new audio file."""
+
+    def _write(name: str, samples: np.ndarray, rate: int = 16000,
+               subtype: str | None = None) -> Path:
+        path = tmp_path / name
+        sf.write(path, samples, rate, subtype=subtype)
+        return path
+
+    return _write
+
+
+@pytest.fixture(scope="session")
+def shipped_model_path() -> Path:
+    return REPO / "models" / "edge_detect.tflite"
