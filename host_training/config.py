@@ -18,6 +18,11 @@ class DataConfig:
     train_split: str = "train"
     dev_split: str = "dev"
     max_files: int = 0  # 0 = all; small values make quick smoke runs
+    # Extra corpora whose train split is added to training (e.g. `edge-train synth` output).
+    extra_train_roots: tuple[str, ...] = ()
+    # Splits scored with the best checkpoint at the end of training, for the record only:
+    # model selection uses dev alone.
+    report_splits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

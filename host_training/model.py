@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ACTIVATIONS = ("relu", "leaky_relu", "selu", "hard_swish", "elu")
+ARCHITECTURES = ("edge", "specrnet")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    # "edge": the model below; "specrnet": the original layout (host_training.baseline).
+    architecture: str = "edge"
     activation: str = "relu"
     stem_channels: int = 8
     blocks: int = 3
@@ -24,6 +27,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}")
 
 
 def _activation(name: str):
@@ -39,6 +44,11 @@ def _activation(name: str):
 def build_model(input_shape: tuple[int, int], config: ModelConfig):
     """(frames, bands) -> spoof probability."""
     from tensorflow import keras
+
+    if config.architecture == "specrnet":
+        from host_training.baseline import build_specrnet
+
+        return build_specrnet(input_shape)
 
     layers = keras.layers
     inputs = keras.Input(shape=(*input_shape, 1), name="features")

@@ -39,6 +39,29 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {k: float(total / (2 * max(counts[k], 1))) for k in (0, 1)}
 
 
+def _report(checkpoint: Path, config: TrainConfig, root: Path, frontend: Frontend,
+            cache_dir: Path | None, log) -> dict[str, dict[str, object]]:
+    """Float EER (pooled and per attack) of the best checkpoint on the report splits."""
+    import tensorflow as tf
+
+    from host_training.evaluate import split_metrics
+
+    model = tf.keras.models.load_model(checkpoint)
+    report = {}
+    for split in config.data.report_splits:
+        utterances = load_split(root, split)
+        waves = load_waveforms(utterances, config.frontend.sample_rate, cache_dir)
+        features, owners = clip_windows(waves, frontend)
+        window_scores = model.predict(features[..., None], batch_size=64, verbose=0)[:, 0]
+        scores = clip_scores(window_scores, owners, len(utterances))
+        metrics = split_metrics(utterances, scores, 0.5)
+        report[split] = {"eer": metrics["eer"], "min_dcf": metrics["min_dcf"],
+                         "per_attack_eer": {k: v["eer"] for k, v in metrics["per_attack"].items()}}
+        log(f"{split}: float EER {metrics['eer'] * 100:.2f} %  " + "  ".join(
+            f"{k} {v * 100:.1f}" for k, v in report[split]["per_attack_eer"].items()))
+    return report
+
+
 def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
           data_root: Path | None = None, log=print) -> TrainResult:
     import tensorflow as tf
@@ -54,6 +77,8 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
 
     frontend = Frontend(config.frontend)
     train_utts = _subset(load_split(root, config.data.train_split), config.data.max_files, seed)
+    for extra in config.data.extra_train_roots:
+        train_utts += load_split(Path(extra), config.data.train_split)
     dev_utts = _subset(load_split(root, config.data.dev_split), config.data.max_files, seed + 1)
     log(f"train: {summarize(train_utts)['files']} files, dev: {len(dev_utts)} files from {root}")
     train_waves = load_waveforms(train_utts, config.frontend.sample_rate, cache_dir)
@@ -96,7 +121,10 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     summary = {
         "best_epoch": best[0], "dev_eer": best[1], "dev_threshold": best[2],
         "parameters": int(model.count_params()), "data_root": str(root),
-        "train": summarize(train_utts), "dev": summarize(dev_utts),
+        "train": summarize(train_utts), "dev": summarize(dev_utts), "report": {},
     }
+    if config.data.report_splits:
+        summary["report"] = _report(run_dir / "best.keras", config, root, frontend, cache_dir,
+                                    log)
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(run_dir, best[0], best[1], best[2])

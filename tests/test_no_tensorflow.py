@@ -28,12 +28,13 @@ def test_scoring_a_file_loads_no_tensorflow() -> None:
     """Imports every runtime module and scores a demo clip in a fresh interpreter."""
     modules = sorted(p.relative_to(RUNTIME.parent).with_suffix("").as_posix().replace("/", ".")
                      for p in RUNTIME.rglob("*.py") if p.name != "__main__.py")
+    sample = str(RUNTIME.parent / "samples" / "spoof_piper_joe.flac")
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
         "from edge_runtime.clip import ClipScorer\n"
         "from edge_runtime.model import SpoofModel\n"
-        f"ClipScorer(SpoofModel()).score_file({str(RUNTIME.parent / 'samples' / 'spoof_piper_joe.flac')!r})\n"
+        f"ClipScorer(SpoofModel()).score_file({sample!r})\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
         "assert not bad, bad\n"
     )

@@ -40,7 +40,8 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for i in range(count):
                 seconds = 0.8 + 0.1 * i
                 seed = i + (100 if split == "dev" else 0)
-                audio = speech_like(seconds, seed=seed) if key == "bonafide" else _buzzy(seconds, seed)
+                bona = key == "bonafide"
+                audio = speech_like(seconds, seed=seed) if bona else _buzzy(seconds, seed)
                 sf.write(folder / f"{i}.wav", audio, 16000)
     return root
 
