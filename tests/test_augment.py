@@ -1,0 +1,171 @@
+"""Waveform augmentation: every effect keeps length and dtype, changes the signal, and a seed
+reproduces it; the default config augments exactly as before the new effects existed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from host_training import augment as aug
+from host_training.augment import AugmentConfig, augment
+from host_training.config import config_from_dict
+from tests.conftest import speech_like
+
+RATE = 16000
+CLIP = speech_like(1.5, seed=3)
+BANK = [speech_like(1.0 + 0.3 * i, seed=10 + i) for i in range(4)]
+
+Effect = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+EFFECTS: dict[str, Effect] = {
+    "white": lambda x, rng: aug.add_white_noise(x, rng, (10.0, 20.0)),
+    "coloured": lambda x, rng: aug.add_coloured_noise(x, rng, (10.0, 20.0)),
+    "babble": lambda x, rng: aug.add_babble(x, rng, BANK, (5.0, 10.0)),
+    "shift": lambda x, rng: aug.time_shift(x, rng, 0.5),
+    "pitch": lambda x, rng: aug.change_pitch(x, rng, 3.0),
+    "gain": lambda x, rng: np.asarray(aug.random_gain(x, rng, 12.0), dtype=np.float32),
+    "bandlimit": lambda x, rng: aug.band_limit(x, rng, (8000,)),
+    "mulaw": lambda x, rng: aug.mulaw_roundtrip(x),
+    "mp3": lambda x, rng: aug.codec_roundtrip(x, "mp3", 0.5),
+    "vorbis": lambda x, rng: aug.codec_roundtrip(x, "vorbis", 0.5),
+    "opus": lambda x, rng: aug.codec_roundtrip(x, "opus", 0.5),
+    "rawboost_lnl": lambda x, rng: aug.rawboost_convolutive(x, rng),
+    "rawboost_isd": lambda x, rng: aug.rawboost_impulsive(x, rng),
+    "rawboost_ssi": lambda x, rng: aug.rawboost_stationary(x, rng),
+}
+CODEC_EFFECTS = {"mp3", "vorbis", "opus"}
+
+
+@pytest.mark.parametrize("name", sorted(EFFECTS))
+def test_effect_keeps_shape_and_dtype_and_changes_signal(name: str) -> None:
+    if name in CODEC_EFFECTS and not aug.codec_available(name):
+        pytest.skip(f"libsndfile here cannot encode {name}")
+    out = EFFECTS[name](CLIP, np.random.default_rng(0))
+    assert out.shape == CLIP.shape
+    assert out.dtype == np.float32
+    assert np.all(np.isfinite(out))
+    assert not np.allclose(out, CLIP, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(set(EFFECTS) - CODEC_EFFECTS))
+def test_effect_is_reproducible_from_seed(name: str) -> None:
+    first = EFFECTS[name](CLIP, np.random.default_rng(7))
+    again = EFFECTS[name](CLIP, np.random.default_rng(7))
+    np.testing.assert_array_equal(first, again)
+    if name not in ("mulaw", "bandlimit"):  # these two have nothing random at one rate
+        assert not np.array_equal(first, EFFECTS[name](CLIP, np.random.default_rng(8)))
+
+
+def _band_energy(audio: np.ndarray, low: float, high: float) -> float:
+    freqs, power = signal.welch(audio, RATE, nperseg=1024)
+    return float(power[(freqs >= low) & (freqs < high)].sum())
+
+
+def test_bandlimit_removes_energy_above_4k() -> None:
+    noise = np.random.default_rng(0).standard_normal(RATE).astype(np.float32) * 0.1
+    out = aug.band_limit(noise, np.random.default_rng(0), (8000,))
+    assert _band_energy(out, 4200, 8000) < 1e-3 * _band_energy(noise, 4200, 8000)
+    assert _band_energy(out, 500, 3500) > 0.8 * _band_energy(noise, 500, 3500)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pitch_moves_a_tone_by_the_drawn_interval(seed: int) -> None:
+    t = np.arange(RATE) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    semitones = np.random.default_rng(seed).uniform(-3.0, 3.0)
+    out = aug.change_pitch(tone, np.random.default_rng(seed), 3.0)
+    peak_hz = np.argmax(np.abs(np.fft.rfft(out[: RATE // 2]))) * 2.0  # 2 Hz per bin
+    assert peak_hz == pytest.approx(440 * 2 ** (semitones / 12), abs=3.0)
+
+
+def test_coloured_noise_slope() -> None:
+    rng = np.random.default_rng(0)
+    brown = aug.coloured_noise(4 * RATE, 2.0, rng)
+    assert _band_energy(brown, 50, 200) > 100 * _band_energy(brown, 4000, 6000)
+    white = aug.coloured_noise(4 * RATE, 0.0, rng)
+    ratio = _band_energy(white, 50, 200) / _band_energy(white, 4000, 6000)
+    assert 0.03 < ratio < 0.15  # the bands' widths are 150 and 2000 Hz
+
+
+def test_noise_snr_is_respected() -> None:
+    rng = np.random.default_rng(0)
+    out = aug.add_coloured_noise(CLIP, rng, (20.0, 20.0))
+    noise = out - CLIP
+    snr = 10 * np.log10(np.mean(CLIP.astype(np.float64) ** 2) / np.mean(noise ** 2))
+    assert snr == pytest.approx(20.0, abs=0.1)
+
+
+def test_mulaw_error_is_small_relative_to_level() -> None:
+    out = aug.mulaw_roundtrip(CLIP)
+    error = np.sqrt(np.mean((out - CLIP) ** 2)) / np.sqrt(np.mean(CLIP ** 2))
+    assert 1e-3 < error < 0.1
+
+
+def test_impulsive_noise_touches_a_fraction_of_samples() -> None:
+    out = aug.rawboost_impulsive(CLIP, np.random.default_rng(3), max_percent=10.0)
+    changed = np.mean(out != CLIP)
+    assert 0.0 < changed <= 0.1
+
+
+def test_notch_filter_peak_gain() -> None:
+    taps = aug.notch_filter(aug.NotchBank(), np.random.default_rng(0), gain_range_db=(-6, -6))
+    _, response = signal.freqz(taps, 1, worN=512, fs=RATE)
+    assert np.max(np.abs(response)) == pytest.approx(10 ** (-6 / 20), rel=1e-6)
+
+
+def _everything_on() -> AugmentConfig:
+    probs = {f.name: 1.0 for f in fields(AugmentConfig) if f.name.endswith("_prob")}
+    return AugmentConfig(**probs, noise_types=("white", "coloured", "babble"))
+
+
+def test_full_chain_is_reproducible_and_keeps_dtype() -> None:
+    config = _everything_on()
+    first = augment(CLIP, np.random.default_rng(5), config, noise_bank=BANK)
+    again = augment(CLIP, np.random.default_rng(5), config, noise_bank=BANK)
+    np.testing.assert_array_equal(first, again)
+    assert first.dtype == np.float32 and np.all(np.isfinite(first))
+    assert np.max(np.abs(first)) <= 1.0
+
+
+def test_babble_without_bank_falls_back_to_other_types() -> None:
+    config = AugmentConfig(noise_prob=1.0, noise_types=("babble",), trim_prob=0, gain_prob=0)
+    np.testing.assert_array_equal(augment(CLIP, np.random.default_rng(0), config), CLIP)
+    noisy = augment(CLIP, np.random.default_rng(0), config, noise_bank=BANK)
+    assert not np.allclose(noisy, CLIP)
+
+
+def test_default_config_is_unchanged() -> None:
+    """The effects that existed before keep their meaning and random stream."""
+    config = AugmentConfig()
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        expected = CLIP.astype(np.float32, copy=True)
+        if rng.random() < config.trim_prob:
+            expected = aug.trim_silence(expected, config.trim_threshold_db)
+        if rng.random() < config.noise_prob:
+            expected = aug.add_white_noise(expected, rng, config.noise_snr_db)
+        if rng.random() < config.gain_prob:
+            expected = aug.random_gain(expected, rng, config.gain_db)
+        got = augment(CLIP, np.random.default_rng(seed), config, noise_bank=BANK)
+        np.testing.assert_array_equal(got, expected.astype(np.float32))
+
+
+def test_config_from_toml_section() -> None:
+    config = config_from_dict({"augment": {"codec_prob": 0.2, "codec_formats": ["vorbis"],
+                                           "bandlimit_rates": [8000, 11025]}}).augment
+    assert config.codec_formats == ("vorbis",) and config.bandlimit_rates == (8000, 11025)
+
+
+@pytest.mark.parametrize("bad", [{"codec_prob": 1.5}, {"noise_types": ("pink",)},
+                                 {"codec_formats": ("aac",)}, {"noise_snr_db": (30.0, 10.0)}])
+def test_bad_config_is_refused(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        AugmentConfig(**bad)
+
+
+def test_unknown_codec_is_refused() -> None:
+    with pytest.raises(ValueError, match="not available"):
+        aug.codec_roundtrip(CLIP, "aac", 0.5)
