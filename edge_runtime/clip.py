@@ -1,15 +1,35 @@
-"""Scoring whole clips: audio -> windows -> features -> model -> one spoof probability."""
+"""Scoring whole clips: audio -> windows -> features -> model -> one spoof probability.
+
+A clip is cut into windows with 50 % overlap (the last one aligned to the clip's end, a short
+clip repeat-padded) and its score is the mean spoof probability of its windows. Files are
+streamed block by block, so memory does not grow with the clip's length.
+
+Two input policies live here because they are about what can be scored honestly:
+
+- DC offset is removed (a 2 Hz DC blocker at the file's own rate, before resampling). An offset
+  carries no evidence about spoofing, but the analysis window leaks it into the lowest mel
+  bands, where it moved a bona fide sample's score across the threshold.
+- Windows with no signal (every sample within one 16-bit step of zero after DC removal:
+  digital silence or a constant level) are not scored: their features are a constant log floor,
+  all zeros after window-mean normalisation, so the model's output for them says nothing about
+  the recording. A clip with no window left is refused with an AudioError ("no signal").
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from edge_runtime.audio import load_audio, split_windows
+from edge_runtime.audio import DCBlocker, display_path, stream_audio, stream_windows
+from edge_runtime.errors import AudioError
 from edge_runtime.frontend import Frontend
 from edge_runtime.model import SpoofModel
+
+# One step of 16-bit audio: quieter than this is silence in any recording format we read.
+NO_SIGNAL_PEAK = 2.0**-15
 
 
 @dataclass(frozen=True)
@@ -17,6 +37,12 @@ class ClipScore:
     score: float
     window_scores: tuple[float, ...]
     label: str
+    silent_windows: int = 0
+
+
+def has_signal(window: np.ndarray) -> bool:
+    """False for digital silence: every sample within one 16-bit step of zero."""
+    return bool(np.max(np.abs(window)) > NO_SIGNAL_PEAK)
 
 
 class ClipScorer:
@@ -33,11 +59,33 @@ class ClipScorer:
     def label_for(self, score: float) -> str:
         return "spoof" if score >= self.threshold else "bonafide"
 
-    def score_audio(self, audio: np.ndarray) -> ClipScore:
-        windows = split_windows(audio, self.frontend.config.window_samples, self.hop_samples)
-        scores = [self.model.score_window(self.frontend.window_features(w)) for w in windows]
+    def score_blocks(self, blocks: Iterable[np.ndarray], name: str) -> ClipScore:
+        """Scores a clip given as DC-free blocks at the model's rate; ``name`` is for errors."""
+        scores: list[float] = []
+        silent = 0
+        windows = stream_windows(blocks, self.frontend.config.window_samples, self.hop_samples)
+        for window in windows:
+            if not has_signal(window):
+                silent += 1
+                continue
+            scores.append(self.model.score_window(self.frontend.window_features(window)))
+        if not scores:
+            if silent == 0:
+                raise AudioError(f"{name}: contains no audio samples")
+            raise AudioError(
+                f"{name}: no signal (digital silence or a constant level); nothing to score"
+            )
         score = float(np.mean(scores))
-        return ClipScore(score, tuple(scores), self.label_for(score))
+        return ClipScore(score, tuple(scores), self.label_for(score), silent)
 
-    def score_file(self, path: str | os.PathLike[str]) -> ClipScore:
-        return self.score_audio(load_audio(path, self.frontend.config.sample_rate))
+    def score_audio(self, audio: np.ndarray, name: str = "audio") -> ClipScore:
+        """Scores mono audio already at the model's rate (DC removed here, as for files)."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(audio)):
+            raise AudioError(f"{name}: contains NaN or Inf samples")
+        blocker = DCBlocker(self.frontend.config.sample_rate)
+        return self.score_blocks([blocker.process(audio)], name)
+
+    def score_file(self, path: str | os.PathLike[str] | bytes) -> ClipScore:
+        blocks = stream_audio(path, self.frontend.config.sample_rate, remove_dc=True)
+        return self.score_blocks(blocks, display_path(path))
