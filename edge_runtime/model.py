@@ -8,9 +8,15 @@ confident nonsense.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +32,56 @@ DEFAULT_MODEL_NAME = "edge_detect.tflite"
 
 # Preference order: LiteRT is maintained and 4-5x faster here (XNNPACK int8 kernels);
 # tflite_runtime stopped at 2.14; full TensorFlow is a last resort for hosts only.
-INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+INTERPRETER_MODULES = (
+    "ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite",
+)
+
+
+# What LiteRT's C++ side prints on every successful load; not for the user's terminal.
+BENIGN_NATIVE_LINES = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+# Keep a native error message to one readable line.
+MAX_DETAIL_CHARS = 200
+
+
+def _detail(error: BaseException) -> str:
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line if len(line) <= MAX_DETAIL_CHARS else line[: MAX_DETAIL_CHARS - 3] + "..."
+
+
+def _shown(path: Path) -> str:
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def _native_stderr_captured() -> Iterator[list[str]]:
+    """Points file descriptor 2 at a temporary file while native code runs, then restores it.
+
+    The interpreter's C++ logging writes to fd 2 directly, past sys.stderr. The lines it wrote
+    are left in the yielded list; the caller decides which are worth showing. If fd 2 is not
+    open (a daemon started with 2>&-), nothing is redirected.
+    """
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield lines
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield lines
+            finally:
+                os.dup2(saved, 2)
+                sink.seek(0)
+                lines.extend(sink.read().decode("utf-8", errors="replace").splitlines())
+    finally:
+        os.close(saved)
 
 
 def default_model_path() -> Path:
@@ -75,15 +130,19 @@ class ModelCard:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ModelError(f"{path}: model card not found (every model needs its card)") from None
+            raise ModelError(
+                f"{_shown(path)}: model card not found (every model needs its card)"
+            ) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ModelError(f"{path}: unreadable model card ({error})") from None
+            raise ModelError(f"{_shown(path)}: unreadable model card ({_detail(error)})") from None
         try:
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
             if raw.get("format_version") != CARD_FORMAT_VERSION:
                 raise ValueError(f"unsupported format_version {raw.get('format_version')!r}")
             known = {"format_version", "model_file", "sha256", "frontend", "input", "output",
                      "threshold"}
-            return cls(
+            card = cls(
                 model_file=str(raw["model_file"]),
                 sha256=str(raw["sha256"]),
                 frontend=FrontendConfig.from_dict(raw["frontend"]),
@@ -96,8 +155,35 @@ class ModelCard:
                 threshold=float(raw["threshold"]),
                 extra={k: v for k, v in raw.items() if k not in known},
             )
+            card.check()
+            return card
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise ModelError(f"{path}: invalid model card ({error!s})") from None
+            raise ModelError(f"{_shown(path)}: invalid model card ({_detail(error)})") from None
+
+    def check(self) -> None:
+        """Raises ValueError for values no exported model has, or a self-contradicting card."""
+        if not (math.isfinite(self.threshold) and 0.0 <= self.threshold <= 1.0):
+            raise ValueError(f"threshold {self.threshold} is not a probability")
+        for role, q in (("input", self.input_quantization), ("output", self.output_quantization)):
+            if not (math.isfinite(q.scale) and q.scale > 0) or not -128 <= q.zero_point <= 127:
+                raise ValueError(f"{role} quantisation {q} is not a valid int8 quantisation")
+        # The card records the front end twice: the parameters the board uses, and the training
+        # config they came from. Only shape-changing parameters can be checked against the
+        # model itself, so a hand edit of the others (fmin, scale, normalisation...) is caught
+        # here, where the two records disagree.
+        training = self.extra.get("training")
+        config = training.get("config") if isinstance(training, dict) else None
+        recorded = config.get("frontend") if isinstance(config, dict) else None
+        if isinstance(recorded, dict):
+            trained = FrontendConfig.from_dict(recorded)
+            if trained != self.frontend:
+                changed = [name for name, value in self.frontend.to_dict().items()
+                           if trained.to_dict()[name] != value]
+                raise ValueError(
+                    "front-end parameters differ from those the model was trained with: "
+                    + ", ".join(f"{n} {getattr(self.frontend, n)!r} (trained "
+                                f"{getattr(trained, n)!r})" for n in changed)
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,7 +216,7 @@ def interpreter_class() -> tuple[type, str]:
             dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
                     "tensorflow": "tensorflow"}[root]
             version = dist_version(dist) if root != "tensorflow" else module.__name__
-        except Exception:  # noqa: BLE001 - a version string is informative only
+        except Exception:  # a version string is informative only
             version = "unknown"
         return module.Interpreter, f"{root} {version}".strip()
     raise ModelError(
@@ -143,39 +229,77 @@ class SpoofModel:
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int | None = None):
         self.path = Path(model_path) if model_path is not None else default_model_path()
+        shown = _shown(self.path)
+        if self.path.is_dir():
+            raise ModelError(f"{shown}: is a directory, not a .tflite model")
         if not self.path.is_file():
-            raise ModelError(f"{self.path}: model file not found")
+            raise ModelError(f"{shown}: model file not found")
         self.card = ModelCard.from_json(card_path_for(self.path))
-        actual = sha256_of(self.path)
+        try:
+            actual = sha256_of(self.path)
+        except OSError as error:
+            raise ModelError(f"{shown}: cannot read ({error.strerror or error})") from None
         if actual != self.card.sha256:
             raise ModelError(
-                f"{self.path}: sha256 {actual[:12]}... does not match its card "
+                f"{shown}: sha256 {actual[:12]}... does not match its card "
                 f"({self.card.sha256[:12]}...); the model or card was changed or swapped"
             )
         interpreter_type, self.interpreter_name = interpreter_class()
-        try:
-            self._interpreter = interpreter_type(model_path=str(self.path), num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as error:
-            raise ModelError(f"{self.path}: not a loadable TFLite model ({error})") from None
+        # XNNPACK announces itself on fd 2 from C++ at allocation; classify and run print only
+        # their own lines, so native output is held back and only unexpected lines are shown.
+        with _native_stderr_captured() as native_lines:
+            try:
+                self._interpreter = interpreter_type(
+                    model_path=str(self.path), num_threads=num_threads
+                )
+                self._interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as error:
+                raise ModelError(
+                    f"{shown}: not a loadable TFLite model ({_detail(error)})"
+                ) from None
+        for line in native_lines:
+            if line.strip() and line.strip() not in BENIGN_NATIVE_LINES:
+                print(line, file=sys.stderr)
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._check_tensors()
         self.input_quantization = TensorQuantization(*self._input["quantization"])
         self.output_quantization = TensorQuantization(*self._output["quantization"])
+        self._check_quantization()
 
     def _check_tensors(self) -> None:
+        shown = _shown(self.path)
         expected = (1, *self.card.frontend.feature_shape, 1)
         shape = tuple(int(d) for d in self._input["shape"])
         if shape != expected:
             raise ModelError(
-                f"{self.path}: input shape {shape} does not match the card's front end {expected}"
+                f"{shown}: input shape {shape} does not match the card's front end {expected}"
             )
         for role, detail in (("input", self._input), ("output", self._output)):
             if detail["dtype"] != np.int8:
                 raise ModelError(
-                    f"{self.path}: {role} tensor is {np.dtype(detail['dtype']).name}, "
+                    f"{shown}: {role} tensor is {np.dtype(detail['dtype']).name}, "
                     "expected int8 (export with full-integer quantisation)"
+                )
+        if int(np.prod(self._output["shape"])) != 1:
+            raise ModelError(
+                f"{shown}: output shape {tuple(int(d) for d in self._output['shape'])}; "
+                "expected one spoof probability"
+            )
+
+    def _check_quantization(self) -> None:
+        """The card's quantisation must be the model's: it is what export measured it with."""
+        for role, card_q, model_q in (
+            ("input", self.card.input_quantization, self.input_quantization),
+            ("output", self.card.output_quantization, self.output_quantization),
+        ):
+            if card_q.zero_point != model_q.zero_point or not math.isclose(
+                card_q.scale, model_q.scale, rel_tol=1e-6
+            ):
+                raise ModelError(
+                    f"{_shown(self.path)}: {role} quantisation (scale {model_q.scale:.6g}, "
+                    f"zero point {model_q.zero_point}) does not match its card "
+                    f"(scale {card_q.scale:.6g}, zero point {card_q.zero_point})"
                 )
 
     @property

@@ -21,7 +21,12 @@ from edge_runtime.errors import EXIT_BONAFIDE, EXIT_INPUT_ERROR, EXIT_SPOOF, Aud
               help="Spoof threshold on the probability (default: the model card's).")
 def classify(files: tuple[Path, ...], model_path: Path | None, threads: int | None,
              as_json: bool, threshold: float | None) -> None:
-    """Score audio FILES; the score is the probability that the speech is spoofed."""
+    """Score audio FILES; the score is the probability that the speech is spoofed.
+
+    Exit 0 if every file is bona fide, 1 if any is spoofed, 2 if any file could not be scored
+    (the others are still scored and printed), 3 if the model cannot run.
+    """
+    from edge_runtime.audio import display_path
     from edge_runtime.clip import ClipScorer
     from edge_runtime.model import SpoofModel
 
@@ -29,6 +34,9 @@ def classify(files: tuple[Path, ...], model_path: Path | None, threads: int | No
     any_spoof = False
     any_error = False
     for path in files:
+        # Names that are not valid UTF-8 arrive surrogate-escaped; print them with U+FFFD so
+        # stdout stays valid UTF-8 (the file itself is still opened by its exact bytes).
+        shown = display_path(path)
         try:
             result = scorer.score_file(path)
         except AudioError as error:
@@ -36,10 +44,9 @@ def classify(files: tuple[Path, ...], model_path: Path | None, threads: int | No
             click.echo(f"edge-detect: error: {error}", err=True)
             continue
         any_spoof |= result.label == "spoof"
-        shown = str(path)
         if as_json:
             click.echo(json.dumps({"path": shown, "score": round(result.score, 6),
-                                   "label": result.label}))
+                                   "label": result.label}, ensure_ascii=False))
         else:
             click.echo(f"{shown}\t{result.score:.4f}\t{result.label}")
     sys.exit(EXIT_INPUT_ERROR if any_error else EXIT_SPOOF if any_spoof else EXIT_BONAFIDE)

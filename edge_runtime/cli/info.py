@@ -15,15 +15,17 @@ from edge_runtime.cli.options import model_option
 @click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
 def info(model_path: Path | None, as_json: bool) -> None:
     """Show the model, its card and the TFLite interpreter that runs it."""
+    from edge_runtime.audio import display_path
     from edge_runtime.model import SpoofModel
 
     model = SpoofModel(model_path)
+    shown = display_path(model.path)
     card = model.card.to_dict()
     if as_json:
-        click.echo(json.dumps({"model": str(model.path), "interpreter": model.interpreter_name,
+        click.echo(json.dumps({"model": shown, "interpreter": model.interpreter_name,
                                "card": card}, indent=2))
         return
-    click.echo(f"model:       {model.path}")
+    click.echo(f"model:       {shown}")
     click.echo(f"interpreter: {model.interpreter_name}")
     click.echo(f"size:        {model.path.stat().st_size / 1024:.1f} KiB")
     click.echo(f"threshold:   {model.threshold:.4f}")
