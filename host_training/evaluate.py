@@ -49,25 +49,95 @@ def score_split(model: SpoofModel, waves: list[np.ndarray]) -> np.ndarray:
     return clip_scores(model.score_windows(features), owners, len(waves))
 
 
+def _telephone(audio: np.ndarray, rate: int) -> np.ndarray:
+    """8 kHz round trip: nothing above 4 kHz survives, as on a narrow-band phone line."""
+    from scipy.signal import resample_poly
+
+    narrow = resample_poly(audio, 8000, rate)
+    return resample_poly(narrow, rate, 8000)[: audio.shape[0]].astype(np.float32)
+
+
+def _with_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    power = np.mean(audio.astype(np.float64) ** 2) + 1e-12
+    noise = rng.standard_normal(audio.shape[0]) * np.sqrt(power / 10 ** (snr_db / 10))
+    return (audio + noise).astype(np.float32)
+
+
+CONDITIONS = ("gain-10db", "gain+6db", "noise-20db", "noise-10db", "telephone")
+
+
+def degrade(waves: list[np.ndarray], condition: str, rate: int, seed: int = 0) -> list[np.ndarray]:
+    """The split's audio under one named condition (gain, white noise at an SNR, telephone)."""
+    rng = np.random.default_rng(seed)
+    if condition.startswith("gain"):
+        factor = 10 ** (float(condition[4:-2]) / 20)
+        return [np.clip(w * factor, -1.0, 1.0).astype(np.float32) for w in waves]
+    if condition.startswith("noise-"):
+        return [_with_noise(w, float(condition[6:-2]), rng) for w in waves]
+    if condition == "telephone":
+        return [_telephone(w, rate) for w in waves]
+    raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
+
+
 def evaluate_model(model_path: Path | None, data_root: Path, splits: list[str],
-                   cache_dir: Path | None = None) -> dict[str, Any]:
+                   cache_dir: Path | None = None,
+                   conditions: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Metrics per split for the int8 model, with shortcut checks and, optionally, the EER
+    under each degradation condition (and how far the scores moved)."""
+    from host_training.shortcuts import shortcut_report
+
     model = SpoofModel(model_path)
+    rate = model.frontend_config.sample_rate
     results: dict[str, Any] = {}
     for split in splits:
         utterances = load_split(data_root, split)
-        waves = load_waveforms(utterances, model.frontend_config.sample_rate, cache_dir)
+        waves = load_waveforms(utterances, rate, cache_dir)
+        labels = np.array([u.is_spoof for u in utterances], dtype=bool)
         scores = score_split(model, waves)
         results[split] = split_metrics(utterances, scores, model.threshold)
+        results[split]["shortcuts"] = shortcut_report(waves, labels, scores, rate)
+        robustness = {}
+        for condition in conditions:
+            degraded = score_split(model, degrade(waves, condition, rate))
+            robustness[condition] = {
+                "eer": equal_error_rate(degraded[~labels], degraded[labels]).eer,
+                "mean_abs_score_change": float(np.mean(np.abs(degraded - scores))),
+                "bonafide_rejected": float(np.mean(degraded[~labels] >= model.threshold)),
+            }
+        if robustness:
+            results[split]["robustness"] = robustness
     return results
 
 
 def markdown_table(results: dict[str, Any]) -> str:
     lines = ["| split | files | EER % | minDCF | accuracy % | bona fide rejected % | "
-             "spoof accepted % |", "|---|---|---|---|---|---|---|"]
+             "spoof accepted % | loudness-only EER % | duration-only EER % |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for split, r in results.items():
+        cut = r.get("shortcuts", {})
+        alone = [f"{cut[k]['eer_alone'] * 100:.1f}" if k in cut else "-"
+                 for k in ("loudness_dbfs", "duration_s")]
         lines.append(f"| {split} | {r['files']} | {r['eer'] * 100:.2f} | {r['min_dcf']:.3f} | "
                      f"{r['accuracy'] * 100:.1f} | {r['bonafide_rejected'] * 100:.1f} | "
-                     f"{r['spoof_accepted'] * 100:.1f} |")
+                     f"{r['spoof_accepted'] * 100:.1f} | {alone[0]} | {alone[1]} |")
+    for split, r in results.items():
+        if "shortcuts" in r:
+            lines += ["", f"**{split}** shortcut check: EER of the cue alone, and Spearman "
+                      "correlation of the model score with the cue within each class", "",
+                      "| cue | EER alone % | corr. bona fide | corr. spoof |", "|---|---|---|---|"]
+            for cue, c in r["shortcuts"].items():
+                lines.append(f"| {cue} | {c['eer_alone'] * 100:.1f} | "
+                             f"{c['score_correlation_bonafide']:+.2f} | "
+                             f"{c['score_correlation_spoof']:+.2f} |")
+        if "robustness" in r:
+            lines += ["", f"**{split}** under degradation", "",
+                      "| condition | EER % | mean abs score change | bona fide rejected % |",
+                      "|---|---|---|---|", f"| clean | {r['eer'] * 100:.2f} | 0 | "
+                      f"{r['bonafide_rejected'] * 100:.1f} |"]
+            for name, c in r["robustness"].items():
+                lines.append(f"| {name} | {c['eer'] * 100:.2f} | "
+                             f"{c['mean_abs_score_change']:.3f} | "
+                             f"{c['bonafide_rejected'] * 100:.1f} |")
     for split, r in results.items():
         lines += ["", f"**{split}** per attack (EER against all bona fide of the split)", "",
                   "| attack | files | EER % | missed at threshold % |", "|---|---|---|---|"]
