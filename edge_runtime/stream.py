@@ -9,9 +9,17 @@ on the window length or the hop between scored windows.
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
 import numpy as np
 
+from edge_runtime.audio import fit_to_window
 from edge_runtime.frontend import Frontend, FrontendConfig
+
+if TYPE_CHECKING:
+    from edge_runtime.config import Profile
 
 
 class FrameRing:
@@ -91,3 +99,354 @@ class StreamingFrontend:
     def reset(self) -> None:
         self._ring = FrameRing(self.config.frames_per_window, self.config.n_bands)
         self._pending = np.zeros(0, dtype=np.float32)
+
+
+# --- live detection: ring of audio, speech gate, smoothing, decisions per utterance ---------
+
+GATE_BLOCK_SECONDS = 0.01  # the gate judges 10 ms blocks (a webrtcvad frame size too)
+
+
+class AudioRing:
+    """The last ``capacity`` samples of a stream (for clips and short-utterance scoring)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._data = np.zeros(capacity, dtype=np.float32)
+        self._capacity = capacity
+        self._next = 0
+        self.total = 0  # samples ever written
+
+    def extend(self, samples: np.ndarray) -> None:
+        samples = samples[-self._capacity :]
+        end = self._next + samples.shape[0]
+        if end <= self._capacity:
+            self._data[self._next : end] = samples
+        else:
+            split = self._capacity - self._next
+            self._data[self._next :] = samples[:split]
+            self._data[: end - self._capacity] = samples[split:]
+        self._next = end % self._capacity
+        self.total += samples.shape[0]
+
+    def since(self, start: int) -> np.ndarray:
+        """Samples from absolute index ``start`` to now (clipped to what the ring still holds)."""
+        count = min(self.total - max(start, 0), self.total, self._capacity)
+        if count <= 0:
+            return np.zeros(0, dtype=np.float32)
+        first = (self._next - count) % self._capacity
+        if first + count <= self._capacity:
+            return self._data[first : first + count].copy()
+        return np.concatenate([self._data[first:], self._data[: (first + count) % self._capacity]])
+
+
+class SpeechGate:
+    """Energy gate on 10 ms blocks: speech = above an absolute floor and above the noise floor.
+
+    The noise floor follows quiet blocks at once and rises slowly (about 10 s time constant)
+    through loud ones, so steady fan or street noise stops counting as speech after a while
+    while pauses between words keep it honest. ``kind="webrtcvad"`` asks webrtcvad instead
+    (only if that package is installed); ``kind="off"`` calls every block speech.
+    """
+
+    def __init__(self, sample_rate: int, kind: str = "energy", threshold_db: float = -50.0,
+                 margin_db: float = 10.0, vad_mode: int = 2) -> None:
+        from edge_runtime.errors import ConfigError
+
+        self.sample_rate = sample_rate
+        self.block = round(GATE_BLOCK_SECONDS * sample_rate)
+        self.kind = kind
+        self.threshold_db = threshold_db
+        self.margin_db = margin_db
+        self.noise_db = threshold_db - margin_db
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._vad = None
+        if kind == "webrtcvad":
+            try:
+                import webrtcvad  # optional: used only where it is installed
+            except ImportError:
+                raise ConfigError(
+                    "gate.kind: 'webrtcvad' needs the webrtcvad package (pip install "
+                    "webrtcvad-wheels), or use kind = 'energy'"
+                ) from None
+            if sample_rate not in (8000, 16000, 32000, 48000):
+                raise ConfigError(f"gate.kind: webrtcvad cannot run at {sample_rate} Hz")
+            self._vad = webrtcvad.Vad(vad_mode)
+        elif kind not in ("energy", "off"):
+            raise ConfigError(f"gate.kind: unknown gate {kind!r}")
+
+    def block_is_speech(self, block: np.ndarray) -> bool:
+        if self.kind == "off":
+            return True
+        if self._vad is not None:
+            pcm = (np.clip(block, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+            return bool(self._vad.is_speech(pcm, self.sample_rate))
+        level = 10.0 * np.log10(float(np.mean(block.astype(np.float64) ** 2)) + 1e-12)
+        speech = level >= self.threshold_db and level >= self.noise_db + self.margin_db
+        if level < self.noise_db:
+            self.noise_db = level
+        else:
+            self.noise_db += 0.001 * (level - self.noise_db)
+        return bool(speech)
+
+
+class ScoreSmoother:
+    """Turns the window scores of one utterance into a smoothed score and a decision.
+
+    ``mean``: moving average of the last n window scores. ``k_of_n``: the k-th highest of the
+    last n scores, i.e. "at least k of the last n windows reached the threshold". The utterance
+    score is the highest smoothed value seen once the rule has enough windows; an utterance
+    with fewer windows than the rule needs is judged on all of them (mean of all, or all must
+    reach the threshold), so a short spoof is never waved through. Decision: spoof iff the
+    utterance score >= threshold.
+    """
+
+    def __init__(self, threshold: float, method: str = "mean", n: int = 3, k: int = 2) -> None:
+        if method not in ("mean", "k_of_n"):
+            raise ValueError(f"unknown smoothing method {method!r}")
+        if not 1 <= k <= n:
+            raise ValueError("need 1 <= k <= n")
+        self.threshold = threshold
+        self.method = method
+        self.n = n
+        self.k = k
+        self.reset()
+
+    def reset(self) -> None:
+        self.scores: list[float] = []
+        self._peak: float | None = None
+
+    def _rule(self, recent: list[float], need: int) -> float:
+        if self.method == "mean":
+            return float(np.mean(recent))
+        return sorted(recent, reverse=True)[need - 1]
+
+    def add(self, score: float) -> float | None:
+        """Adds a window score; returns the smoothed score once the rule has enough windows."""
+        self.scores.append(float(score))
+        recent = self.scores[-self.n :]
+        need = self.n if self.method == "mean" else self.k
+        if len(recent) < need:
+            return None
+        value = self._rule(recent, self.k)
+        self._peak = value if self._peak is None else max(self._peak, value)
+        return value
+
+    @property
+    def utterance_score(self) -> float | None:
+        if not self.scores:
+            return None
+        if self._peak is not None:
+            return self._peak
+        # Fewer windows than the rule needs: all of them must agree.
+        return float(np.mean(self.scores)) if self.method == "mean" else min(self.scores)
+
+    def decision(self) -> str | None:
+        score = self.utterance_score
+        if score is None:
+            return None
+        return "spoof" if score >= self.threshold else "bonafide"
+
+
+@dataclass(frozen=True)
+class DetectionEvent:
+    """One line of output: a scored window (decision None) or an utterance's decision."""
+
+    t: float  # stream time (s) at the end of the audio the event is about
+    score: float | None
+    speech: bool
+    decision: str | None = None  # "spoof" / "bonafide" on decision events
+    smoothed: float | None = None
+    utterance: tuple[float, float] | None = None  # start, end (s) on decision events
+    windows: int = 0
+    clip: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "t": round(self.t, 3),
+            "score": None if self.score is None else round(self.score, 6),
+            "speech": self.speech,
+            "decision": self.decision,
+        }
+        if self.decision is None:
+            data["smoothed"] = None if self.smoothed is None else round(self.smoothed, 6)
+        else:
+            data["utterance"] = [round(v, 3) for v in self.utterance or (self.t, self.t)]
+            data["windows"] = self.windows
+        return data
+
+
+class WindowScorer(Protocol):
+    """What LiveDetector needs of a model (SpoofModel, or a float model on the host)."""
+
+    def score_window(self, features: np.ndarray) -> float: ...
+
+
+class LiveDetector:
+    """Chunks of mono float32 audio in, DetectionEvents out.
+
+    Per 10 ms block: the gate judges it, the utterance state machine advances, the streaming
+    front end takes it. Every ``hop`` seconds, if an utterance is open and a whole window has
+    arrived, the latest window is scored. An utterance closes after ``hangover`` seconds of
+    silence, at ``max_utterance`` seconds or at the end of the stream, and gets one decision.
+    Results do not depend on how the audio is cut into chunks.
+    """
+
+    def __init__(self, model: WindowScorer, frontend_config: FrontendConfig, threshold: float,
+                 hop_seconds: float = 0.5, gate: SpeechGate | None = None,
+                 smoother: ScoreSmoother | None = None, min_speech: float = 0.2,
+                 hangover: float = 0.8, max_utterance: float = 10.0,
+                 keep_clips: bool = False) -> None:
+        self.model = model
+        self.stream = StreamingFrontend(frontend_config)
+        self.config = self.stream.config
+        rate = self.config.sample_rate
+        self.threshold = threshold
+        self.gate = gate or SpeechGate(rate)
+        if self.gate.sample_rate != rate:
+            raise ValueError("the gate runs at a different rate from the model")
+        self.block = self.gate.block
+        if self.config.hop_length % self.block and self.block % self.config.hop_length:
+            raise ValueError("gate blocks and front-end hops must nest")
+        # Hops are whole gate blocks so scoring happens on block boundaries.
+        self.hop_blocks = max(1, round(hop_seconds * rate / self.block))
+        self.smoother = smoother or ScoreSmoother(threshold)
+        self.min_blocks = max(1, round(min_speech * rate / self.block))
+        self.hangover_blocks = max(1, round(hangover * rate / self.block))
+        self.max_blocks = max(1, round(max_utterance * rate / self.block))
+        self.keep_clips = keep_clips
+        self.audio = AudioRing(self.config.window_samples + self.max_blocks * self.block
+                               + self.hangover_blocks * self.block)
+        self._recent: deque[bool] = deque(maxlen=2 * self.min_blocks)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._blocks = 0  # blocks since the stream (or the last reset) began
+        self._origin = 0  # absolute sample index of block 0
+        self._in_utterance = False
+        self._start_block = 0
+        self._last_speech_block = 0
+        self.windows_scored = 0
+        self._last_scored_block = -1
+
+    @property
+    def rate(self) -> int:
+        return self.config.sample_rate
+
+    def _time(self, block: int) -> float:
+        return (self._origin + block * self.block) / self.rate
+
+    def push(self, chunk: np.ndarray) -> list[DetectionEvent]:
+        chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        data = np.concatenate([self._pending, chunk]) if self._pending.size else chunk
+        whole = data.shape[0] // self.block
+        events: list[DetectionEvent] = []
+        for index in range(whole):
+            events.extend(self._step(data[index * self.block : (index + 1) * self.block]))
+        self._pending = data[whole * self.block :].copy()
+        return events
+
+    def _step(self, block: np.ndarray) -> list[DetectionEvent]:
+        events: list[DetectionEvent] = []
+        speech = self.gate.block_is_speech(block)
+        self.stream.push(block)
+        self.audio.extend(block)
+        self._blocks += 1
+        self._recent.append(speech)
+        if speech:
+            self._last_speech_block = self._blocks
+        if not self._in_utterance:
+            if sum(self._recent) >= self.min_blocks:
+                self._in_utterance = True
+                first = len(self._recent) - list(self._recent).index(True)
+                self._start_block = self._blocks - first
+                self.smoother.reset()
+        if not self._in_utterance:
+            return events
+        if self._blocks % self.hop_blocks == 0 and self.stream.ready:
+            events.append(self._score_latest(speech))
+        silent_for = self._blocks - self._last_speech_block
+        if silent_for >= self.hangover_blocks:
+            events.extend(self._decide(speech=False))
+        elif self._blocks - self._start_block >= self.max_blocks:
+            events.extend(self._decide(speech=True))
+            # Speech goes on: the next utterance starts where this one was cut.
+            self._in_utterance = True
+            self._start_block = self._blocks
+            self.smoother.reset()
+        return events
+
+    def _score_latest(self, speech: bool) -> DetectionEvent:
+        score = self.model.score_window(self.stream.window())
+        self.windows_scored += 1
+        self._last_scored_block = self._blocks
+        smoothed = self.smoother.add(score)
+        return DetectionEvent(t=self._time(self._blocks), score=score, speech=speech,
+                              smoothed=smoothed)
+
+    def _decide(self, speech: bool) -> list[DetectionEvent]:
+        events: list[DetectionEvent] = []
+        if not self.smoother.scores:
+            # Shorter than one hop, or the stream is shorter than one window: score what there
+            # is, repeat-padded like a short clip offline (ClipScorer does the same).
+            if self.stream.ready:
+                events.append(self._score_latest(speech))
+            else:
+                audio = self.audio.since(self._origin)
+                if audio.shape[0] >= self.config.n_fft:
+                    padded = fit_to_window(audio, self.config.window_samples)
+                    score = self.model.score_window(self.stream.frontend.window_features(padded))
+                    self.windows_scored += 1
+                    self.smoother.add(score)
+                    events.append(DetectionEvent(t=self._time(self._blocks), score=score,
+                                                 speech=speech))
+        decision = self.smoother.decision()
+        self._in_utterance = False
+        self._recent.clear()
+        if decision is None:
+            return events
+        start = self._start_block * self.block + self._origin
+        clip = self.audio.since(start) if self.keep_clips else None
+        events.append(DetectionEvent(
+            t=self._time(self._blocks), score=self.smoother.utterance_score, speech=speech,
+            decision=decision, utterance=(self._time(self._start_block), self._time(self._blocks)),
+            windows=len(self.smoother.scores), clip=clip,
+        ))
+        self.smoother.reset()
+        return events
+
+    def flush(self) -> list[DetectionEvent]:
+        """End of stream: the open utterance, if any, gets its decision now."""
+        if not self._in_utterance:
+            return []
+        events: list[DetectionEvent] = []
+        if (self.smoother.scores and self.stream.ready
+                and self._last_scored_block != self._blocks):
+            # The end of the stream is not on the hop grid: one more window, aligned to the
+            # end, so the last words are scored too (as ClipScorer aligns its last window).
+            events.append(self._score_latest(True))
+        return events + self._decide(speech=True)
+
+    @property
+    def in_utterance(self) -> bool:
+        return self._in_utterance
+
+    def reset(self) -> None:
+        """After a gap in the audio (device reconnect): drop the open utterance and the frames."""
+        self._origin += self._blocks * self.block + self._pending.shape[0]
+        self.stream.reset()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._blocks = 0
+        self._recent.clear()
+        self._in_utterance = False
+        self.smoother.reset()
+
+
+def detector_from_profile(profile: Profile, model: WindowScorer, frontend_config: FrontendConfig,
+                          threshold: float, keep_clips: bool = False) -> LiveDetector:
+    """A LiveDetector with a profile's gate, hop, smoothing and utterance settings."""
+    rate = frontend_config.sample_rate
+    gate = SpeechGate(rate, kind=profile.gate.kind, threshold_db=profile.gate.threshold_db,
+                      margin_db=profile.gate.margin_db, vad_mode=profile.gate.vad_mode)
+    smoother = ScoreSmoother(threshold, method=profile.smoothing.method,
+                             n=profile.smoothing.n, k=profile.smoothing.k)
+    return LiveDetector(model, frontend_config, threshold, hop_seconds=profile.stream.hop,
+                        gate=gate, smoother=smoother, min_speech=profile.gate.min_speech,
+                        hangover=profile.gate.hangover,
+                        max_utterance=profile.stream.max_utterance, keep_clips=keep_clips)
