@@ -110,3 +110,39 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
     if update_card:
         record_on_card(model_path or default_model_path(), results)
         click.echo("metrics recorded on the model card")
+
+
+@main.command()
+@data_option
+@click.option("--split", default="train", show_default=True,
+              help="Split whose bona fide clips get vocoded twins.")
+@click.option("--out", "out_root", type=click.Path(path_type=Path, file_okay=False),
+              required=True, help="Corpus root to write (protocols/<split>.txt + <split>/flac).")
+@click.option("--vocoders", default=None,
+              help="Comma-separated: world, mlsa, griffinlim, lpc (default: all installed).")
+@click.option("--limit", type=click.IntRange(0), default=0,
+              help="Only the first N bona fide clips (0 = all).")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Worker processes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth(data_root: Path | None, split: str, out_root: Path, vocoders: str | None, limit: int,
+          jobs: int, seed: int) -> None:
+    """Spoofs made from bona fide speech: copy-synthesis of every bona fide clip of a split
+    through several vocoders (same speaker, words, level). Resumes where it stopped; add the
+    output as an extra training root."""
+    from host_training.datasets import DatasetError, default_data_root
+    from host_training.synth import SynthError, available_vocoders, synthesize_split
+
+    names = [v.strip() for v in vocoders.split(",") if v.strip()] if vocoders else \
+        available_vocoders()
+    try:
+        summary = synthesize_split(data_root or default_data_root(), split, out_root, names,
+                                   limit=limit, jobs=jobs, seed=seed)
+    except (DatasetError, SynthError, OSError) as error:
+        _fail(str(error))
+    for message in summary.errors:
+        click.echo(f"edge-train: {message}", err=True)
+    click.echo(f"{summary.written} twins written, {summary.skipped} already there; "
+               f"protocol {summary.protocol}")
+    if summary.errors:
+        sys.exit(2)
