@@ -64,11 +64,13 @@ def main() -> None:
 
 def _register() -> None:
     from edge_runtime.cli.calibrate import calibrate
+    from edge_runtime.cli.bench import bench
     from edge_runtime.cli.classify import classify
     from edge_runtime.cli.config_cmd import config
     from edge_runtime.cli.info import info
     from edge_runtime.cli.run import run
 
+    main.add_command(bench)
     main.add_command(classify)
     main.add_command(info)
     main.add_command(run)

@@ -1,0 +1,117 @@
+"""Noise-free regression figures: instructions per window under valgrind's callgrind.
+
+Wall-clock latency on a shared 2-core machine moves by tens of percent with the load; the number
+of instructions executed does not. Two counts per window, each over N calls in one process:
+
+- invoke: collection toggled on ``tflite::interpreter_wrapper::InterpreterWrapper::Invoke*``
+  (the C++ function behind ``Interpreter.invoke()`` in LiteRT's libpywrap_litert_common.so;
+  checked with ``nm | c++filt``), one interpreter thread;
+- front end: ``Frontend.window_features`` is called through a ctypes callback, so collection can
+  be toggled on libffi's ``ffi_call``, which nothing else in the process calls meanwhile. This
+  count includes the Python interpreter's own work inside the front end.
+
+valgrind reports its own CPU model to the guest, so XNNPACK picks the kernels valgrind's CPU
+supports (AVX2 here, not AVX-512): compare counts from the same valgrind and host only.
+
+Usage: python benchmarks/callgrind.py [--model M] [--windows 5]   (prints JSON)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+INVOKE_SYMBOL = "tflite::interpreter_wrapper::InterpreterWrapper::Invoke*"
+FRONTEND_SYMBOL = "ffi_call"
+
+_CHILD = r"""
+import ctypes, sys
+import numpy as np
+from edge_runtime.bench import speech_like
+from edge_runtime.frontend import Frontend
+from edge_runtime.model import SpoofModel
+model = SpoofModel(sys.argv[1] or None, num_threads=1)
+frontend = Frontend(model.frontend_config)
+window = speech_like(model.frontend_config.window_seconds, model.frontend_config.sample_rate,
+                     seed=2)[: model.frontend_config.window_samples]
+features = frontend.window_features(window)
+model.score_window(features)
+interpreter = model._interpreter
+windows = int(sys.argv[2])
+if sys.argv[3] == "invoke":
+    for _ in range(windows):
+        interpreter.invoke()
+else:
+    callback = ctypes.CFUNCTYPE(None)(lambda: frontend.window_features(window))
+    for _ in range(windows):
+        callback()
+"""
+
+
+def _totals(path: Path) -> int:
+    """The Ir total of a callgrind output file (``totals:`` or ``summary:`` line)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    match = re.search(r"^totals:\s+(\d+)", text, re.MULTILINE) or re.search(
+        r"^summary:\s+(\d+)", text, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"{path}: no totals line in callgrind output")
+    return int(match.group(1))
+
+
+def count(model: str | None, windows: int, what: str) -> int:
+    """Instructions executed inside the toggled function over ``windows`` calls."""
+    symbol = INVOKE_SYMBOL if what == "invoke" else FRONTEND_SYMBOL
+    with tempfile.TemporaryDirectory(prefix="edge-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2",
+                   OPENBLAS_NUM_THREADS="1")
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--toggle-collect={symbol}",
+             f"--callgrind-out-file={out}", sys.executable, "-c", _CHILD, model or "",
+             str(windows), what],
+            env=env, capture_output=True, text=True)
+        if done.returncode != 0 or not out.exists():
+            tail = done.stderr.strip().splitlines()[-3:]
+            raise RuntimeError(f"valgrind failed ({done.returncode}): {' | '.join(tail)}")
+        total = _totals(out)
+    if total == 0:
+        raise RuntimeError(f"callgrind counted nothing: symbol {symbol!r} never ran")
+    return total
+
+
+def measure(model: str | None = None, windows: int = 5) -> dict:
+    if shutil.which("valgrind") is None:
+        return {"skipped": "valgrind is not installed (apt-get install valgrind)"}
+    version = subprocess.run(["valgrind", "--version"], capture_output=True,
+                             text=True).stdout.strip()
+    invoke = count(model, windows, "invoke")
+    frontend = count(model, windows, "frontend")
+    return {
+        "valgrind": version,
+        "windows": windows,
+        "invoke_symbol": INVOKE_SYMBOL,
+        "invoke_instructions_per_window": invoke / windows,
+        "frontend_symbol": FRONTEND_SYMBOL,
+        "frontend_instructions_per_window": frontend / windows,
+        "interpreter_threads": 1,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--windows", type=int, default=5)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.model, args.windows), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,707 @@
+"""On-target latency and memory of the edge runtime, as a versioned JSON report.
+
+Measured in the process that runs the model (stdlib + numpy + the edge runtime: no psutil, no
+scipy, no TensorFlow), so its peak RSS is what a board pays:
+
+- cold start: fresh processes from exec to the first score of a 4 s clip, and the whole
+  ``edge-detect classify`` command on it;
+- per window (min / p50 / p95 / p99 after warm-up): the batch front end, the bare interpreter
+  invoke, the model call with (de)quantisation, and audio window -> score;
+- streaming: 60 s of audio pushed hop by hop through ``StreamingFrontend`` with one
+  ``score_window`` per hop (real-time factor = processing time / audio time);
+- memory: peak RSS, model size, tensor bytes from the model graph; the device it ran on.
+
+``compare_table`` and ``plot_reports`` turn reports from several devices into one markdown
+table and one PNG (matplotlib is imported only there, on the host).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from edge_runtime import __version__
+from edge_runtime.errors import ConfigError
+
+SCHEMA = "edge-detect/bench-report"
+SCHEMA_VERSION = 1
+# Seconds between scored windows on the streaming path; the README's figures use this.
+DEFAULT_HOP_SECONDS = 0.5
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+# ARM "CPU part" codes (implementer 0x41) -> core name, for boards whose /proc/cpuinfo has no
+# "model name" line (Raspberry Pi OS on Pi 3/4/5, Zero 2 W).
+ARM_PARTS = {
+    "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
+    "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd49": "Neoverse-N2",
+}
+# CPU flags that decide int8 / float kernel speed (x86 and arm64 spellings).
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+              "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve", "fphp", "asimdhp")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How much to measure. The defaults take about 15 s on a 2-core x86 host."""
+
+    warmup: int = 10
+    repeat: int = 200
+    cold_runs: int = 3
+    stream_seconds: float = 60.0
+    hop_seconds: float = DEFAULT_HOP_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.repeat < 1 or self.cold_runs < 0:
+            raise ConfigError("need warmup >= 0, repeat >= 1 and cold runs >= 0")
+        if not 0 < self.hop_seconds <= 60 or self.stream_seconds <= 0:
+            raise ConfigError("need 0 < hop <= 60 s and a positive stream length")
+
+
+class Progress:
+    """One progress line on stderr, rewritten in place on a terminal, one line per phase else."""
+
+    def __init__(self, stream: TextIO | None = sys.stderr, prefix: str = "bench") -> None:
+        self.stream = stream
+        self.prefix = prefix
+        self.tty = bool(stream is not None and stream.isatty())
+        self._last = ""
+
+    def __call__(self, phase: str, done: int | None = None, total: int | None = None) -> None:
+        if self.stream is None:
+            return
+        if done is None or total is None:
+            text = f"{self.prefix}: {phase}"
+        else:
+            text = f"{self.prefix}: {phase} {done}/{total}"
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+        elif done is None or done == 0:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        self._last = text
+
+    def done(self) -> None:
+        if self.stream is not None and self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def latency_stats(seconds: Sequence[float]) -> dict[str, float | int]:
+    """min / p50 / p95 / p99 / mean / max in milliseconds over the given durations."""
+    if len(seconds) == 0:
+        raise ValueError("no samples")
+    ms = np.asarray(seconds, dtype=np.float64) * 1e3
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {"count": int(ms.size), "min": float(ms.min()), "p50": float(p50),
+            "p95": float(p95), "p99": float(p99), "mean": float(ms.mean()),
+            "max": float(ms.max())}
+
+
+def time_calls(fn: Callable[[], object], warmup: int, repeat: int,
+               progress: Callable[[int, int], None] | None = None) -> list[float]:
+    """Durations of ``repeat`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    durations = []
+    step = max(1, repeat // 20)
+    for index in range(repeat):
+        start = time.perf_counter()
+        fn()
+        durations.append(time.perf_counter() - start)
+        if progress is not None and index % step == 0:
+            progress(index, repeat)
+    return durations
+
+
+def _hash_noise(count: int, seed: int) -> np.ndarray:
+    """Uniform noise in [-1, 1) from a sine hash: importing numpy.random would add about 7 MB
+    to the very RSS this module measures."""
+    n = np.arange(count, dtype=np.float64) + seed * 7919.0
+    return (np.sin(n * 12.9898 + seed) * 43758.5453) % 1.0 * 2.0 - 1.0
+
+
+def speech_like(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """Deterministic voiced, syllable-modulated test audio (the timings do not depend on it,
+    but silence could take shortcuts in log/normalisation code)."""
+    t = np.arange(round(seconds * rate)) / rate
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 0.5
+    return (0.2 * voiced * envelope + 0.01 * _hash_noise(t.size, seed)).astype(np.float32)
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
+    """16-bit PCM WAV with the stdlib (no soundfile needed in the measuring process)."""
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(pcm.tobytes())
+
+
+# --- memory and device ----------------------------------------------------------------------
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def rss_breakdown_bytes() -> dict[str, int]:
+    """Current RSS split into anonymous (this process's own) and file-backed (shared
+    libraries, mapped model) pages, from /proc/self/status; empty where unavailable."""
+    wanted = {"RssAnon": "anon", "RssFile": "file", "RssShmem": "shmem"}
+    found = {}
+    for line in (_read_text("/proc/self/status") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key in wanted and value.strip().endswith("kB"):
+            found[wanted[key]] = int(value.split()[0]) * 1024
+    return found
+
+
+def current_rss_bytes() -> int | None:
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").replace("\x00", "").strip()
+    except OSError:
+        return None
+
+
+def _cpuinfo() -> dict[str, str]:
+    """First value of each key in /proc/cpuinfo (keys lower-cased)."""
+    values: dict[str, str] = {}
+    for line in (_read_text("/proc/cpuinfo") or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            values.setdefault(key.strip().lower(), value.strip())
+    return values
+
+
+def device_info() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = _cpuinfo()
+    model_name = cpu.get("model name") or cpu.get("cpu model")
+    if not model_name and cpu.get("cpu implementer") == "0x41":
+        model_name = ARM_PARTS.get(cpu.get("cpu part", ""), f"ARM part {cpu.get('cpu part')}")
+    mhz: float | None = None
+    if "cpu mhz" in cpu:
+        mhz = float(cpu["cpu mhz"])
+    else:
+        max_khz = _read_text("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+        mhz = int(max_khz) / 1000 if max_khz and max_khz.isdigit() else None
+    flags = set((cpu.get("flags") or cpu.get("features") or "").split())
+    os_release = {}
+    for line in (_read_text("/etc/os-release") or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            os_release[key] = value.strip('"')
+    board = _read_text("/proc/device-tree/model") or _read_text("/sys/class/dmi/id/product_name")
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "hostname": platform.node(),
+        "arch": platform.machine(),
+        "cpu_model": model_name or platform.processor() or None,
+        "cpu_mhz": mhz,
+        "simd": [flag for flag in SIMD_FLAGS if flag in flags],
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "board": board,
+        "os": os_release.get("PRETTY_NAME") or platform.system(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def report_label(report: dict[str, Any]) -> str:
+    """Short name of a report for tables and file names: host-arch."""
+    device = report.get("device", {})
+    return f"{device.get('hostname', '?')}-{device.get('arch', '?')}"
+
+
+# --- cold start -----------------------------------------------------------------------------
+
+# Runs in a fresh interpreter: what `edge-detect classify` does for one 4 s clip, timed in
+# CLOCK_MONOTONIC (system-wide on Linux, so the parent's launch time is comparable).
+_COLD_CHILD = r"""
+import time
+t_main = time.monotonic()
+import json, resource, sys
+from edge_runtime.clip import ClipScorer
+from edge_runtime.model import SpoofModel
+t_imports = time.monotonic()
+threads = int(sys.argv[2]) if sys.argv[2] else None
+scorer = ClipScorer(SpoofModel(sys.argv[1] or None, num_threads=threads))
+t_model = time.monotonic()
+score = scorer.score_file(sys.argv[3]).score
+t_score = time.monotonic()
+print(json.dumps({"t_main": t_main, "t_imports": t_imports, "t_model": t_model,
+                  "t_score": t_score, "score": score,
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "scipy_imported": "scipy" in sys.modules,
+                  "modules": len(sys.modules)}), flush=True)
+"""
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def measure_cold_start(model_path: Path | None, threads: int | None, runs: int, clip: Path,
+                       progress: Progress | None = None) -> dict[str, Any]:
+    """Fresh processes: exec -> first score (with a breakdown), and the classify command."""
+    firsts, starts, imports, loads, scores, cli = [], [], [], [], [], []
+    child: dict[str, Any] = {}
+    args = [str(model_path or ""), str(threads or ""), str(clip)]
+    for run in range(runs):
+        if progress:
+            progress("cold start", run, runs)
+        launched = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-c", _COLD_CHILD, *args], env=_child_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline() if proc.stdout else ""
+        answered = time.monotonic()
+        _, err = proc.communicate()
+        if proc.returncode != 0 or not line:
+            tail = (err or "").strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"cold-start child failed: {tail[0]}")
+        child = json.loads(line)
+        firsts.append(answered - launched)
+        starts.append(child["t_main"] - launched)
+        imports.append(child["t_imports"] - child["t_main"])
+        loads.append(child["t_model"] - child["t_imports"])
+        scores.append(child["t_score"] - child["t_model"])
+        command = [sys.executable, "-m", "edge_runtime", "classify", str(clip)]
+        if model_path:
+            command += ["--model", str(model_path)]
+        if threads:
+            command += ["--threads", str(threads)]
+        launched = time.monotonic()
+        done = subprocess.run(command, env=_child_env(), capture_output=True, text=True)
+        cli.append(time.monotonic() - launched)
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"edge-detect classify failed: {done.stderr.strip()[-200:]}")
+
+    def seconds(values: list[float]) -> dict[str, float | int]:
+        stats = latency_stats(values)
+        return {"runs": stats["count"], "min": stats["min"] / 1e3, "p50": stats["p50"] / 1e3,
+                "max": stats["max"] / 1e3}
+
+    return {
+        "first_score_s": seconds(firsts),
+        "breakdown_p50_s": {
+            "python_start": float(np.median(starts)),
+            "imports": float(np.median(imports)),
+            "model_load": float(np.median(loads)),
+            "read_and_score": float(np.median(scores)),
+        },
+        "cli_classify_s": seconds(cli),
+        "child_peak_rss_bytes": int(child["maxrss_kb"]) * 1024,
+        "child_scipy_imported": bool(child["scipy_imported"]),
+        "child_modules": int(child["modules"]),
+    }
+
+
+# --- per-window and streaming -----------------------------------------------------------------
+
+def measure_stream(model: Any, seconds: float, hop_seconds: float,
+                   progress: Progress | None = None) -> dict[str, Any]:
+    """Audio pushed hop by hop through StreamingFrontend, one score per hop once ready."""
+    from edge_runtime.stream import StreamingFrontend
+
+    config = model.frontend_config
+    audio = speech_like(seconds, config.sample_rate, seed=1)
+    hop = max(1, round(hop_seconds * config.sample_rate))
+    stream = StreamingFrontend(config)
+    per_hop: list[float] = []
+    scored = 0
+    starts = range(0, audio.shape[0], hop)
+    begin = time.perf_counter()
+    for index, start in enumerate(starts):
+        tick = time.perf_counter()
+        stream.push(audio[start : start + hop])
+        if stream.ready:
+            model.score_window(stream.window())
+            scored += 1
+        per_hop.append(time.perf_counter() - tick)
+        if progress and index % 20 == 0:
+            progress("streaming", index, len(starts))
+    wall = time.perf_counter() - begin
+    audio_seconds = audio.shape[0] / config.sample_rate
+    return {"audio_seconds": audio_seconds, "hop_seconds": hop / config.sample_rate,
+            "hops": len(per_hop), "windows_scored": scored, "wall_seconds": wall,
+            "rtf": wall / audio_seconds,
+            "per_hop_ms": latency_stats(per_hop)}
+
+
+def _random_input(detail: dict[str, Any], seed: int = 0) -> np.ndarray:
+    shape = tuple(int(d) for d in detail["shape"])
+    dtype = np.dtype(detail["dtype"])
+    noise = _hash_noise(int(np.prod(shape)), seed).reshape(shape)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.floor((noise + 1) / 2 * (int(info.max) - int(info.min) + 1) + info.min).clip(
+            info.min, info.max).astype(dtype)
+    return noise.astype(dtype)
+
+
+def invoke_latencies(model_paths: Sequence[str | Path], threads: int | None, warmup: int,
+                     repeat: int, block: int = 10,
+                     interpreter_module: str | None = None) -> dict[str, Any]:
+    """Bare invoke latency of several .tflite files (int8 or float) on inputs of their dtype.
+
+    The models take turns in blocks of ``block`` calls, so load that comes and goes on a shared
+    machine hits all of them alike and their ratios stay meaningful.
+    """
+    if interpreter_module is None:
+        from edge_runtime.model import interpreter_class
+
+        interpreter_type, name = interpreter_class()
+    else:  # e.g. "tflite_runtime.interpreter", to compare interpreters on the same models
+        import importlib
+
+        interpreter_type = importlib.import_module(interpreter_module).Interpreter
+        name = interpreter_module.split(".")[0]
+    interpreters = []
+    for path in model_paths:
+        interpreter = interpreter_type(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], _random_input(detail))
+        for _ in range(warmup):
+            interpreter.invoke()
+        interpreters.append(interpreter)
+    durations: list[list[float]] = [[] for _ in interpreters]
+    while len(durations[0]) < repeat:
+        for interpreter, series in zip(interpreters, durations, strict=True):
+            series.extend(time_calls(interpreter.invoke, 0, min(block, repeat - len(series))))
+    return {
+        "interpreter": name,
+        "threads": threads,
+        "models": {
+            str(path): {"invoke_ms": latency_stats(series),
+                        "size_bytes": Path(path).stat().st_size,
+                        "input_dtype": np.dtype(it.get_input_details()[0]["dtype"]).name}
+            for path, series, it in zip(model_paths, durations, interpreters, strict=True)
+        },
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
+def run_bench(model_path: Path | None = None, threads: int | None = None,
+              settings: BenchSettings | None = None, note: str | None = None,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """Measures everything for one model and thread count; returns the report dict."""
+    from edge_runtime.frontend import Frontend
+    from edge_runtime.macs import read_graph
+    from edge_runtime.model import SpoofModel
+
+    settings = settings or BenchSettings()
+    device = device_info()
+    rss_after_imports = current_rss_bytes()
+    if progress:
+        progress("loading model")
+    model = SpoofModel(model_path, num_threads=threads)
+    config = model.frontend_config
+    frontend = Frontend(config)
+    window = speech_like(config.window_seconds, config.sample_rate, seed=2)[
+        : config.window_samples]
+    features = frontend.window_features(window)
+    graph = read_graph(model.path)
+
+    with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
+        clip = Path(tmp) / "window.wav"
+        write_wav(clip, window, config.sample_rate)
+        cold = (measure_cold_start(model_path, threads, settings.cold_runs, clip, progress)
+                if settings.cold_runs else None)
+
+    def phase(name: str) -> Callable[[int, int], None] | None:
+        return (lambda done, total: progress(name, done, total)) if progress else None
+
+    latency = {
+        "frontend": latency_stats(time_calls(lambda: frontend.window_features(window),
+                                             settings.warmup, settings.repeat, phase("front end"))),
+    }
+    model.score_window(features)  # leaves the quantised input in place for bare invokes
+    # SpoofModel has no public handle on its interpreter; timing invoke() alone separates the
+    # kernels from the (de)quantisation that score_window adds around it.
+    interpreter = model._interpreter
+    latency["invoke"] = latency_stats(time_calls(interpreter.invoke, settings.warmup,
+                                                 settings.repeat, phase("invoke")))
+    latency["model"] = latency_stats(time_calls(lambda: model.score_window(features),
+                                                settings.warmup, settings.repeat,
+                                                phase("score_window")))
+    latency["end_to_end"] = latency_stats(time_calls(
+        lambda: model.score_window(frontend.window_features(window)),
+        settings.warmup, settings.repeat, phase("end to end")))
+    stream = measure_stream(model, settings.stream_seconds, settings.hop_seconds, progress)
+
+    invoke_s = latency["invoke"]["p50"] / 1e3
+    achieved = graph.macs / invoke_s if invoke_s > 0 else None
+    active_threads = threads or 1
+    per_cycle = (achieved / (device["cpu_mhz"] * 1e6 * active_threads)
+                 if achieved and device["cpu_mhz"] else None)
+    report = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "edge_detect_version": __version__,
+        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "note": note,
+        "device": {**device, "interpreter": model.interpreter_name},
+        "settings": {**asdict(settings), "threads": threads},
+        "model": {
+            "path": str(model.path),
+            "sha256": model.card.sha256,
+            "name": model.card.extra.get("name"),
+            "size_bytes": model.path.stat().st_size,
+            "input_shape": [1, *config.feature_shape, 1],
+            "input_dtype": "int8",
+            "constant_bytes": graph.constant_bytes,
+            "activation_bytes_sum": graph.activation_bytes,
+            "peak_live_activation_bytes": graph.peak_live_activation_bytes,
+            "ops": len(graph.ops),
+        },
+        "cold_start": cold,
+        "latency_ms": latency,
+        "stream": stream,
+        "memory": {
+            "peak_rss_bytes": peak_rss_bytes(),
+            "rss_after_imports_bytes": rss_after_imports,
+            "rss_at_end_bytes": rss_breakdown_bytes(),
+            "scipy_imported": "scipy" in sys.modules,
+            "tensorflow_imported": "tensorflow" in sys.modules,
+        },
+        "compute": {
+            "macs_per_window": graph.macs,
+            "macs_by_op": graph.macs_by_op,
+            "achieved_macs_per_s": achieved,
+            "macs_per_cycle_per_thread": per_cycle,
+        },
+    }
+    if progress:
+        progress.done()
+    problems = validate_report(report)
+    if problems:  # a bug here, not a user error: the report must satisfy its own schema
+        raise AssertionError("; ".join(problems))
+    return report
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+_NUMBER = (int, float)
+_STATS = {"count": int, "min": _NUMBER, "p50": _NUMBER, "p95": _NUMBER, "p99": _NUMBER,
+          "mean": _NUMBER, "max": _NUMBER}
+# Version 1 of the report: required keys and their types. None = may be null. Keys may be
+# added within a version; removing or retyping one needs SCHEMA_VERSION + 1.
+REPORT_SCHEMA_V1: dict[str, Any] = {
+    "schema": str, "schema_version": int, "edge_detect_version": str, "created_utc": str,
+    "note": (str, None),
+    "device": {"hostname": str, "arch": str, "cpu_model": (str, None), "cpu_mhz": (*_NUMBER, None),
+               "simd": list, "cores": (int, None), "usable_cores": (int, None),
+               "board": (str, None), "os": str, "kernel": str, "python": str, "numpy": str,
+               "interpreter": str, "load_average": list},
+    "settings": {"warmup": int, "repeat": int, "cold_runs": int, "stream_seconds": _NUMBER,
+                 "hop_seconds": _NUMBER, "threads": (int, None)},
+    "model": {"path": str, "sha256": str, "size_bytes": int, "input_shape": list,
+              "input_dtype": str, "constant_bytes": int, "activation_bytes_sum": int,
+              "peak_live_activation_bytes": int, "ops": int},
+    "cold_start": ({"first_score_s": dict, "breakdown_p50_s": dict, "cli_classify_s": dict,
+                    "child_peak_rss_bytes": int, "child_scipy_imported": bool}, None),
+    "latency_ms": {"frontend": _STATS, "invoke": _STATS, "model": _STATS,
+                   "end_to_end": _STATS},
+    "stream": {"audio_seconds": _NUMBER, "hop_seconds": _NUMBER, "hops": int,
+               "windows_scored": int, "wall_seconds": _NUMBER, "rtf": _NUMBER,
+               "per_hop_ms": _STATS},
+    "memory": {"peak_rss_bytes": int, "rss_after_imports_bytes": (int, None),
+               "scipy_imported": bool, "tensorflow_imported": bool},
+    "compute": {"macs_per_window": int, "macs_by_op": dict,
+                "achieved_macs_per_s": (*_NUMBER, None),
+                "macs_per_cycle_per_thread": (*_NUMBER, None)},
+}
+
+
+def _check(value: Any, spec: Any, where: str, problems: list[str]) -> None:
+    if isinstance(spec, tuple) and any(isinstance(s, dict) for s in spec):
+        if value is None and None in spec:
+            return
+        spec = next(s for s in spec if isinstance(s, dict))
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected an object")
+            return
+        for key, sub in spec.items():
+            if key not in value:
+                problems.append(f"{where}.{key}: missing")
+            else:
+                _check(value[key], sub, f"{where}.{key}", problems)
+        return
+    allowed = spec if isinstance(spec, tuple) else (spec,)
+    if value is None:
+        if None not in allowed:
+            problems.append(f"{where}: must not be null")
+        return
+    types = tuple(t for t in allowed if t is not None)
+    # bool is an int subclass in Python, but not a number in a report
+    if isinstance(value, bool) and bool not in types:
+        problems.append(f"{where}: expected {'/'.join(t.__name__ for t in types)}, got bool")
+    elif not isinstance(value, types):
+        problems.append(f"{where}: expected {'/'.join(t.__name__ for t in types)}, "
+                        f"got {type(value).__name__}")
+
+
+def validate_report(report: Any) -> list[str]:
+    """Problems that make ``report`` not a version-1 bench report (empty list when valid)."""
+    if not isinstance(report, dict):
+        return ["report: expected a JSON object"]
+    if report.get("schema") != SCHEMA:
+        return [f"schema: expected {SCHEMA!r}, got {report.get('schema')!r}"]
+    if report.get("schema_version") != SCHEMA_VERSION:
+        return [f"schema_version: this edge-detect reads version {SCHEMA_VERSION}, "
+                f"got {report.get('schema_version')!r}"]
+    problems: list[str] = []
+    _check(report, REPORT_SCHEMA_V1, "report", problems)
+    return problems
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """A bench report from a file: either a report or a suite file holding one under "edge".
+
+    Raises ConfigError with one line when the file is missing, not JSON or not a report.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not a JSON bench report ({error})") from None
+    if isinstance(data, dict) and isinstance(data.get("edge"), dict):
+        data = data["edge"]
+    problems = validate_report(data)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{path}: not a bench report: {problems[0]}{more}")
+    return data
+
+
+# --- cross-device comparison ----------------------------------------------------------------
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def compare_rows(reports: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for report in reports:
+        device, latency, cold = report["device"], report["latency_ms"], report["cold_start"]
+        rows.append({
+            "device": report_label(report),
+            "cpu": f"{device.get('cpu_model') or '?'} x{device.get('cores') or '?'}",
+            "board": device.get("board") or "-",
+            "threads": report["settings"]["threads"],
+            "frontend_ms": latency["frontend"]["p50"],
+            "invoke_ms": latency["invoke"]["p50"],
+            "invoke_p99_ms": latency["invoke"]["p99"],
+            "end_to_end_ms": latency["end_to_end"]["p50"],
+            "stream_rtf": report["stream"]["rtf"],
+            "cold_start_s": cold["first_score_s"]["p50"] if cold else None,
+            "peak_rss_mb": report["memory"]["peak_rss_bytes"] / 2**20,
+            "gmac_per_s": (report["compute"]["achieved_macs_per_s"] or 0) / 1e9,
+            "model": report["model"]["sha256"][:12],
+            "note": report.get("note") or "",
+        })
+    return rows
+
+
+def compare_table(reports: Sequence[dict[str, Any]]) -> str:
+    """One markdown table, one row per report (p50 unless marked)."""
+    header = ("| device | CPU | board | threads | front end ms | invoke ms | invoke p99 ms "
+              "| end to end ms | stream RTF | cold start s | peak RSS MB | GMAC/s | model |")
+    lines = [header, "|" + "|".join(["---"] * (header.count("|") - 1)) + "|"]
+    notes = []
+    for row in compare_rows(reports):
+        mark = ""
+        if row["note"]:
+            notes.append(row["note"])
+            mark = f" [{len(notes)}]"
+        lines.append(
+            f"| {row['device']}{mark} | {row['cpu']} | {row['board']} | "
+            f"{row['threads'] if row['threads'] is not None else 'default'} | "
+            f"{_fmt(row['frontend_ms'])} | {_fmt(row['invoke_ms'])} | "
+            f"{_fmt(row['invoke_p99_ms'])} | {_fmt(row['end_to_end_ms'])} | "
+            f"{_fmt(row['stream_rtf'], 4)} | {_fmt(row['cold_start_s'])} | "
+            f"{_fmt(row['peak_rss_mb'], 1)} | {_fmt(row['gmac_per_s'], 1)} | "
+            f"`{row['model']}` |")
+    lines += [f"\n[{i}] {note}" for i, note in enumerate(notes, 1)]
+    return "\n".join(lines)
+
+
+def plot_reports(reports: Sequence[dict[str, Any]], out: str | Path) -> Path:
+    """Bar chart of per-window p50 latency (front end, invoke) and stream RTF per device."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = compare_rows(reports)
+    labels = [r["device"] + (" *" if r["note"] else "") for r in rows]
+    x = np.arange(len(rows))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(rows) + 4), 4.5))
+    width = 0.27
+    for offset, key, name in ((-width, "frontend_ms", "front end"), (0, "invoke_ms", "invoke"),
+                              (width, "end_to_end_ms", "end to end")):
+        left.bar(x + offset, [r[key] for r in rows], width, label=name)
+    left.set_xticks(x, labels, rotation=20, ha="right")
+    left.set_ylabel("ms per 4 s window (p50)")
+    left.set_yscale("log")
+    left.legend()
+    left.set_title("latency per window")
+    right.bar(x, [r["stream_rtf"] for r in rows], 0.5, color="tab:green")
+    right.set_xticks(x, labels, rotation=20, ha="right")
+    right.set_ylabel("processing time / audio time")
+    right.set_title("streaming real-time factor")
+    if any(r["note"] for r in rows):
+        fig.text(0.01, 0.01, "* see the report's note (e.g. emulated: not representative)",
+                 fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,103 @@
+"""`edge-detect bench`: latency and memory on this device -> JSON; `bench compare` for many."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edge_runtime.cli.options import model_option, threads_option
+from edge_runtime.errors import ConfigError
+
+
+def _summary(report: dict) -> str:
+    latency, stream, memory = report["latency_ms"], report["stream"], report["memory"]
+    cold = report["cold_start"]
+    compute = report["compute"]
+    lines = [
+        f"device:      {report['device']['cpu_model']} x{report['device']['cores']} "
+        f"({report['device']['arch']}, {report['device']['interpreter']}, "
+        f"threads {report['settings']['threads'] or 'default'})",
+        f"model:       {report['model']['path']} ({report['model']['size_bytes'] / 1024:.1f} KiB,"
+        f" sha256 {report['model']['sha256'][:12]})",
+        "per window   min / p50 / p95 / p99 ms",
+    ]
+    for key, name in (("frontend", "front end"), ("invoke", "invoke"),
+                      ("model", "score_window"), ("end_to_end", "end to end")):
+        s = latency[key]
+        lines.append(f"  {name:<12}{s['min']:8.2f} {s['p50']:8.2f} {s['p95']:8.2f} "
+                     f"{s['p99']:8.2f}")
+    lines.append(f"stream:      RTF {stream['rtf']:.4f} ({stream['audio_seconds']:.0f} s audio, "
+                 f"hop {stream['hop_seconds']} s, {stream['windows_scored']} windows)")
+    if cold:
+        lines.append(f"cold start:  {cold['first_score_s']['p50']:.3f} s to first score, "
+                     f"classify command {cold['cli_classify_s']['p50']:.3f} s")
+    lines.append(f"peak RSS:    {memory['peak_rss_bytes'] / 2**20:.1f} MiB")
+    if compute["achieved_macs_per_s"]:
+        lines.append(f"compute:     {compute['macs_per_window'] / 1e6:.2f} M MAC/window, "
+                     f"{compute['achieved_macs_per_s'] / 1e9:.1f} GMAC/s at invoke p50")
+    return "\n".join(lines)
+
+
+@click.group(invoke_without_command=True)
+@model_option
+@threads_option
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write the report here ('-' for stdout).")
+@click.option("--warmup", type=click.IntRange(0), default=10, show_default=True,
+              help="Untimed calls before each timed series.")
+@click.option("--repeat", type=click.IntRange(1), default=200, show_default=True,
+              help="Timed calls per series.")
+@click.option("--cold-runs", type=click.IntRange(0), default=3, show_default=True,
+              help="Fresh processes for the cold-start figure (0 skips it).")
+@click.option("--stream-seconds", type=click.FloatRange(1.0, 3600.0), default=60.0,
+              show_default=True, help="Audio pushed through the streaming path.")
+@click.option("--hop", "hop_seconds", type=click.FloatRange(0.01, 60.0), default=None,
+              help="Seconds between scored windows when streaming (default 0.5).")
+@click.option("--note", default=None, help="Free text stored in the report (e.g. 'emulated').")
+@click.pass_context
+def bench(ctx: click.Context, model_path: Path | None, threads: int | None,
+          json_out: Path | None, warmup: int, repeat: int, cold_runs: int,
+          stream_seconds: float, hop_seconds: float | None, note: str | None) -> None:
+    """Measure latency, real-time factor and memory of the edge runtime on this device.
+
+    Progress goes to stderr, a summary (or the JSON with --json -) to stdout.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from edge_runtime.bench import DEFAULT_HOP_SECONDS, BenchSettings, Progress, run_bench
+
+    settings = BenchSettings(warmup=warmup, repeat=repeat, cold_runs=cold_runs,
+                             stream_seconds=stream_seconds,
+                             hop_seconds=hop_seconds or DEFAULT_HOP_SECONDS)
+    if json_out is not None and str(json_out) != "-" and not json_out.parent.is_dir():
+        raise ConfigError(f"{json_out.parent}: no such directory for the report")
+    report = run_bench(model_path, threads, settings, note, Progress(sys.stderr))
+    text = json.dumps(report, indent=2)
+    if json_out is not None and str(json_out) == "-":
+        click.echo(text)
+        return
+    if json_out is not None:
+        json_out.write_text(text + "\n", encoding="utf-8")
+    click.echo(_summary(report))
+
+
+@bench.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--plot", type=click.Path(path_type=Path), default=Path("bench-compare.png"),
+              show_default=True, help="PNG to write (needs matplotlib, host side).")
+@click.option("--no-plot", is_flag=True, help="Only print the table.")
+def compare(reports: tuple[Path, ...], plot: Path, no_plot: bool) -> None:
+    """One markdown table (and optionally a PNG) from bench reports of several devices."""
+    from edge_runtime.bench import compare_table, load_report, plot_reports
+
+    loaded = [load_report(path) for path in reports]
+    click.echo(compare_table(loaded))
+    if not no_plot:
+        try:
+            plot_reports(loaded, plot)
+        except ImportError:
+            raise ConfigError("--plot needs matplotlib (pip install matplotlib)") from None
+        click.echo(f"\nplot: {plot}", err=True)
