@@ -301,6 +301,23 @@ def _utt_ids(utterances: Sequence[Utterance]) -> list[str]:
     return [stem if counts[stem] == 1 else f"{stem}-{index}" for index, stem in enumerate(stems)]
 
 
+def _resume_state(protocol: Path, audio_dir: Path) -> set[str]:
+    """Twins already finished. Lines whose audio has gone (and leftovers of a write that was
+    cut short) are dropped first, so redoing them cannot list a twin twice."""
+    for leftover in audio_dir.glob(".*.part.flac"):
+        leftover.unlink()
+    if not protocol.exists():
+        return set()
+    lines = protocol.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if len(line.split()) == 5
+            and (audio_dir / f"{line.split()[1]}.flac").exists()]
+    if len(kept) != len(lines):
+        partial = protocol.with_name(f".{protocol.name}.part")
+        partial.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+        partial.replace(protocol)
+    return {line.split()[1] for line in kept}
+
+
 @dataclass
 class SynthSummary:
     written: int
@@ -330,10 +347,7 @@ def synthesize_split(data_root: Path, split: str, out_root: Path, vocoders: Sequ
     audio_dir.mkdir(parents=True, exist_ok=True)
     protocol = out_root / "protocols" / f"{split}.txt"
     protocol.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if protocol.exists():
-        done = {parts[1] for parts in (line.split() for line in protocol.read_text().splitlines())
-                if len(parts) == 5 and (audio_dir / f"{parts[1]}.flac").exists()}
+    done = _resume_state(protocol, audio_dir)
     jobs_list = []
     skipped = 0
     for index, (utterance, utt) in enumerate(zip(bona_fide, _utt_ids(bona_fide), strict=True)):

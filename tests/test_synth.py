@@ -121,6 +121,14 @@ def test_cli_writes_a_loadable_corpus_and_resumes(tiny_corpus: Path, tmp_path: P
                                  "--vocoders", vocoders])
     assert again.exit_code == 0 and f"0 twins written, {2 * count} already there" in again.output
     assert len(load_split(out, "train")) == 2 * count
+    # A twin whose file was lost is made again, and listed once.
+    first = utts[0].path
+    first.unlink()
+    redo = runner.invoke(main, ["synth", "--data", str(tiny_corpus), "--out", str(out),
+                                "--vocoders", vocoders])
+    assert redo.exit_code == 0 and "1 twins written" in redo.output
+    assert first.exists()
+    assert sorted(u.path for u in load_split(out, "train")) == sorted(u.path for u in utts)
 
 
 def test_cli_bad_input_exits_2_with_one_line(tiny_corpus: Path, tmp_path: Path) -> None:
