@@ -171,7 +171,9 @@ def change_pitch(audio: np.ndarray, rng: np.random.Generator, max_semitones: flo
     """Speed perturbation: resampling raises or lowers pitch and formants together, as a
     different speaker or a tape running at another speed would, without the phase-vocoder
     smearing a time-stretch would add (that smearing is a spoof cue). The result is cropped or
-    repeat-padded back to the input length."""
+    repeat-padded back to the input length. The speed ratio is rounded to a fraction with a
+    denominator of at most 64 to keep the polyphase filter short, so shifts under about 0.13
+    semitone round to none."""
     factor = 2.0 ** (rng.uniform(-max_semitones, max_semitones) / 12.0)
     ratio = Fraction(1.0 / factor).limit_denominator(64)
     if ratio == 1 or audio.shape[0] < 2:
