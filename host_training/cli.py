@@ -88,11 +88,15 @@ def export(run_dir: Path, out_path: Path, data_root: Path | None, cache_dir: Pat
 @data_option
 @cache_option
 @click.option("--split", "splits", multiple=True, default=("dev", "eval"), show_default=True)
+@click.option("--condition", "conditions", multiple=True,
+              type=click.Choice(["gain-10db", "gain+6db", "noise-20db", "noise-10db", "telephone"]),
+              help="Also measure EER under this degradation (repeatable).")
 @click.option("--update-card", is_flag=True, help="Record the metrics on the model card.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Also write the full results as JSON.")
 def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
-             splits: tuple[str, ...], update_card: bool, json_out: Path | None) -> None:
+             splits: tuple[str, ...], conditions: tuple[str, ...], update_card: bool,
+             json_out: Path | None) -> None:
     """EER (pooled and per attack), minDCF and accuracy of the int8 model per split."""
     from edge_runtime.errors import EdgeDetectError
     from edge_runtime.model import default_model_path
@@ -101,7 +105,7 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
 
     try:
         results = evaluate_model(model_path, data_root or default_data_root(), list(splits),
-                                 cache_dir)
+                                 cache_dir, conditions)
     except (DatasetError, EdgeDetectError) as error:
         _fail(str(error))
     click.echo(markdown_table(results))
