@@ -59,6 +59,11 @@ class AugmentConfig:
     codec_formats: tuple[str, ...] = ("mp3", "vorbis")  # "opus" too, but ~5x slower
     codec_compression: tuple[float, float] = (0.0, 0.95)  # libsndfile level: 0 best, 1 worst
     sample_rate: int = SAMPLE_RATE
+    # Scoring repeat-pads short clips, and short clips are mostly bona fide in spoofmix: cutting
+    # a random short segment of any clip (then repeat-padding it) puts padding in both classes,
+    # so duration stops being a cue. Applied when the training window is cut (features.py).
+    short_crop_prob: float = 0.0
+    short_crop_seconds: tuple[float, float] = (0.5, 3.0)
 
     def __post_init__(self) -> None:
         # Checked here so a bad [augment] section fails when the config is loaded, not mid-epoch.
@@ -72,7 +77,7 @@ class AugmentConfig:
         if unknown:
             raise ValueError(f"codec_formats: unknown {unknown}; known: {', '.join(CODECS)}")
         for name in ("noise_snr_db", "noise_colour_exponent", "babble_talkers",
-                     "rawboost_ssi_snr_db", "codec_compression"):
+                     "rawboost_ssi_snr_db", "codec_compression", "short_crop_seconds"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"{name} = {getattr(self, name)}: expected (low, high)")

@@ -9,8 +9,15 @@ from edge_runtime.frontend import Frontend
 from host_training.augment import AugmentConfig, augment
 
 
-def random_window(audio: np.ndarray, window_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """A random crop of a long clip, or a repeat-padded short clip."""
+def random_window(audio: np.ndarray, window_samples: int, rng: np.random.Generator,
+                  short_crop_samples: tuple[int, int] | None = None) -> np.ndarray:
+    """A random crop of a long clip, or a repeat-padded short clip; with
+    ``short_crop_samples``, first a random segment of that length range (then repeat-padded)."""
+    if short_crop_samples is not None:
+        length = int(rng.integers(short_crop_samples[0], short_crop_samples[1] + 1))
+        if audio.shape[0] > length:
+            start = int(rng.integers(0, audio.shape[0] - length + 1))
+            audio = audio[start : start + length]
     if audio.shape[0] > window_samples:
         start = int(rng.integers(0, audio.shape[0] - window_samples + 1))
         return audio[start : start + window_samples]
@@ -18,13 +25,21 @@ def random_window(audio: np.ndarray, window_samples: int, rng: np.random.Generat
 
 
 def training_batch(waves: list[np.ndarray], frontend: Frontend, rng: np.random.Generator,
-                   augment_config: AugmentConfig | None) -> np.ndarray:
+                   augment_config: AugmentConfig | None,
+                   noise_bank: list[np.ndarray] | None = None) -> np.ndarray:
     """One augmented random window per clip: (n, frames, bands) float32."""
     window = frontend.config.window_samples
+    rate = frontend.config.sample_rate
     out = np.empty((len(waves), *frontend.config.feature_shape), dtype=np.float32)
     for index, wave in enumerate(waves):
-        audio = augment(wave, rng, augment_config) if augment_config is not None else wave
-        out[index] = frontend.window_features(random_window(audio, window, rng))
+        short = None
+        audio = wave
+        if augment_config is not None:
+            audio = augment(wave, rng, augment_config, noise_bank)
+            if augment_config.short_crop_prob > 0 and rng.random() < augment_config.short_crop_prob:
+                low, high = augment_config.short_crop_seconds
+                short = (int(low * rate), int(high * rate))
+        out[index] = frontend.window_features(random_window(audio, window, rng, short))
     return out
 
 

@@ -86,6 +86,8 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     train_labels = np.array([u.is_spoof for u in train_utts], dtype=np.float32)
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
     dev_features, dev_owners = clip_windows(dev_waves, frontend)
+    # Babble is made of bona fide speech only, so no spoof audio leaks into bona fide clips.
+    noise_bank = [w for w, label in zip(train_waves, train_labels, strict=True) if not label]
 
     model = build_model(config.frontend.feature_shape, config.model)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.training.learning_rate),
@@ -97,7 +99,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     best = (-1, float("inf"), 0.5)
     for epoch in range(1, config.training.epochs + 1):
         started = time.perf_counter()
-        features = training_batch(train_waves, frontend, rng, config.augment)
+        features = training_batch(train_waves, frontend, rng, config.augment, noise_bank)
         fit = model.fit(features[..., None], train_labels, batch_size=config.training.batch_size,
                         epochs=1, class_weight=weights, shuffle=True, verbose=0)
         window_scores = model.predict(dev_features[..., None], batch_size=64, verbose=0)[:, 0]
