@@ -39,6 +39,11 @@ class FrontendConfig:
     # (an additive constant in the log domain) cannot move the score: level is a shortcut.
     normalization: Normalization = "window_mean"
     window_seconds: float = 4.0
+    # Subtract each frame's mean before the analysis window: a DC offset carries no evidence
+    # about spoofing, but the window leaks it into the lowest bands. Per frame, so the stream
+    # and every file path get it from this one place. Off by default only so that cards written
+    # before this field existed keep their meaning; the shipped model turns it on.
+    remove_frame_dc: bool = False
 
     def __post_init__(self) -> None:
         if self.win_length > self.n_fft:
@@ -168,6 +173,8 @@ class Frontend:
             strides=(audio.strides[0] * self.config.hop_length, audio.strides[0]),
             writeable=False,
         )
+        if self.config.remove_frame_dc:
+            frames = frames - frames.mean(axis=1, keepdims=True)
         spectrum = np.fft.rfft(frames * self._window, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
         energies = power.astype(np.float32) @ self._filters
