@@ -150,3 +150,17 @@ def synth(data_root: Path | None, split: str, out_root: Path, vocoders: str | No
                f"protocol {summary.protocol}")
     if summary.errors:
         sys.exit(2)
+
+
+@main.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="The .tflite whose card to render (default: the shipped model).")
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("models/README.md"), show_default=True)
+def card(model_path: Path | None, out_path: Path) -> None:
+    """Write the human model card (markdown) from the model's JSON card."""
+    from edge_runtime.model import default_model_path
+    from host_training.model_card import write_model_card
+
+    write_model_card(model_path or default_model_path(), out_path)
+    click.echo(f"wrote {out_path}")
