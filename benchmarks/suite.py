@@ -78,10 +78,14 @@ def run_json(command: list[str], what: str, timeout: float = 1800) -> dict[str, 
     if done.returncode != 0:
         tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:]
         raise RuntimeError(f"{what} failed (exit {done.returncode}): {tail[0] if tail else ''}")
-    lines = [line for line in done.stdout.strip().splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"{what} printed no JSON")
-    result = json.loads(lines[-1])
+    try:
+        result = json.loads(done.stdout)
+    except ValueError:
+        lines = [line for line in done.stdout.strip().splitlines() if line.startswith("{")]
+        try:
+            result = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise RuntimeError(f"{what} printed no JSON object") from None
     log(f"{what}: {time.monotonic() - started:.1f} s")
     return result
 
@@ -154,6 +158,27 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         edge = load_report(edge_json)
         log(f"edge-detect bench: {time.monotonic() - started:.1f} s")
         suite["edge"] = edge
+
+        # 1b. the same per-window and streaming figures with single-threaded OpenBLAS: the
+        # front end's matmul is tiny, and a second BLAS thread only adds waiting on a busy CPU.
+        if os.environ.get("OPENBLAS_NUM_THREADS") != "1":
+            blas1_json = tmp / "edge_blas1.json"
+            command = [sys.executable, "-m", "edge_runtime", "bench", "--json", str(blas1_json),
+                       "--model", str(model), "--warmup", str(warmup), "--repeat", str(repeat),
+                       "--cold-runs", "0"] + (["--stream-seconds", "10"] if quick else [])
+            started = time.monotonic()
+            done = subprocess.run(command, env={**child_env(), "OPENBLAS_NUM_THREADS": "1"},
+                                  cwd=REPO, capture_output=True, text=True)
+            if done.returncode == 0:
+                blas1 = load_report(blas1_json)
+                suite["edge_openblas_1_thread"] = {
+                    "latency_ms": blas1["latency_ms"], "stream": blas1["stream"],
+                    "peak_rss_bytes": blas1["memory"]["peak_rss_bytes"]}
+                log(f"edge-detect bench, OPENBLAS_NUM_THREADS=1: "
+                    f"{time.monotonic() - started:.1f} s")
+            else:
+                failed.append({"what": "bench with OPENBLAS_NUM_THREADS=1",
+                               "why": done.stderr.strip()[-300:]})
 
         # 2. TensorFlow side: float32 .tflite, Keras, baseline
         host: dict[str, Any] | None = None
@@ -373,8 +398,17 @@ def summary_markdown(suite: dict[str, Any]) -> str:
     stream = edge["stream"]
     lines.append(f"Streaming: {stream['audio_seconds']:.0f} s of audio, hop "
                  f"{stream['hop_seconds']} s, {stream['windows_scored']} windows, RTF "
-                 f"{stream['rtf']:.4f}; per hop p50 {_f(stream['per_hop_ms']['p50'])} ms, "
-                 f"p99 {_f(stream['per_hop_ms']['p99'])} ms.")
+                 f"{stream['rtf']:.4f} wall clock, {stream['rtf_cpu']:.4f} in CPU time; per hop "
+                 f"p50 {_f(stream['per_hop_ms']['p50'])} ms, p99 "
+                 f"{_f(stream['per_hop_ms']['p99'])} ms.")
+    blas1 = suite.get("edge_openblas_1_thread")
+    if blas1:
+        lines.append(
+            f"With OPENBLAS_NUM_THREADS=1: front end p50 "
+            f"{_f(blas1['latency_ms']['frontend']['p50'])} ms (p99 "
+            f"{_f(blas1['latency_ms']['frontend']['p99'])}), end to end p50 "
+            f"{_f(blas1['latency_ms']['end_to_end']['p50'])} ms, stream RTF "
+            f"{blas1['stream']['rtf']:.4f} (CPU {blas1['stream']['rtf_cpu']:.4f}).")
     memory, cold = edge["memory"], edge["cold_start"]
     if cold:
         b = cold["breakdown_p50_s"]

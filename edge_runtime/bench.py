@@ -40,7 +40,9 @@ from edge_runtime.errors import ConfigError
 
 SCHEMA = "edge-detect/bench-report"
 SCHEMA_VERSION = 1
-# Seconds between scored windows on the streaming path; the README's figures use this.
+# Seconds between scored windows on the streaming path: the default hop of live detection
+# (LiveDetector and the firmware_config profiles' `stream.hop`), kept as a number here so that
+# the benchmark depends only on StreamingFrontend.
 DEFAULT_HOP_SECONDS = 0.5
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +57,9 @@ ARM_PARTS = {
 # CPU flags that decide int8 / float kernel speed (x86 and arm64 spellings).
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
               "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve", "fphp", "asimdhp")
+
+
+THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,9 @@ def device_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        # Thread pools of numpy's BLAS: on a busy machine a second OpenBLAS thread turns the
+        # front end's small matmul from 0.1 ms into tens of ms at p95.
+        "env": {key: os.environ.get(key) for key in THREAD_ENV},
     }
 
 
@@ -351,6 +359,7 @@ def measure_stream(model: Any, seconds: float, hop_seconds: float,
     per_hop: list[float] = []
     scored = 0
     starts = range(0, audio.shape[0], hop)
+    cpu_begin = time.process_time()
     begin = time.perf_counter()
     for index, start in enumerate(starts):
         tick = time.perf_counter()
@@ -362,10 +371,14 @@ def measure_stream(model: Any, seconds: float, hop_seconds: float,
         if progress and index % 20 == 0:
             progress("streaming", index, len(starts))
     wall = time.perf_counter() - begin
+    cpu = time.process_time() - cpu_begin
     audio_seconds = audio.shape[0] / config.sample_rate
     return {"audio_seconds": audio_seconds, "hop_seconds": hop / config.sample_rate,
             "hops": len(per_hop), "windows_scored": scored, "wall_seconds": wall,
             "rtf": wall / audio_seconds,
+            # CPU seconds of all this process's threads: what the work costs, without the
+            # waiting for a CPU that a loaded machine adds to the wall-clock figure.
+            "cpu_seconds": cpu, "rtf_cpu": cpu / audio_seconds,
             "per_hop_ms": latency_stats(per_hop)}
 
 
@@ -534,7 +547,7 @@ REPORT_SCHEMA_V1: dict[str, Any] = {
     "device": {"hostname": str, "arch": str, "cpu_model": (str, None), "cpu_mhz": (*_NUMBER, None),
                "simd": list, "cores": (int, None), "usable_cores": (int, None),
                "board": (str, None), "os": str, "kernel": str, "python": str, "numpy": str,
-               "interpreter": str, "load_average": list},
+               "interpreter": str, "load_average": list, "env": dict},
     "settings": {"warmup": int, "repeat": int, "cold_runs": int, "stream_seconds": _NUMBER,
                  "hop_seconds": _NUMBER, "threads": (int, None)},
     "model": {"path": str, "sha256": str, "size_bytes": int, "input_shape": list,
@@ -546,6 +559,7 @@ REPORT_SCHEMA_V1: dict[str, Any] = {
                    "end_to_end": _STATS},
     "stream": {"audio_seconds": _NUMBER, "hop_seconds": _NUMBER, "hops": int,
                "windows_scored": int, "wall_seconds": _NUMBER, "rtf": _NUMBER,
+               "cpu_seconds": _NUMBER, "rtf_cpu": _NUMBER,
                "per_hop_ms": _STATS},
     "memory": {"peak_rss_bytes": int, "rss_after_imports_bytes": (int, None),
                "scipy_imported": bool, "tensorflow_imported": bool},
@@ -641,8 +655,9 @@ def compare_rows(reports: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "invoke_p99_ms": latency["invoke"]["p99"],
             "end_to_end_ms": latency["end_to_end"]["p50"],
             "stream_rtf": report["stream"]["rtf"],
+            "stream_rtf_cpu": report["stream"]["rtf_cpu"],
             "cold_start_s": cold["first_score_s"]["p50"] if cold else None,
-            "peak_rss_mb": report["memory"]["peak_rss_bytes"] / 2**20,
+            "peak_rss_mb": report["memory"]["peak_rss_bytes"] / 1e6,
             "gmac_per_s": (report["compute"]["achieved_macs_per_s"] or 0) / 1e9,
             "model": report["model"]["sha256"][:12],
             "note": report.get("note") or "",
@@ -653,7 +668,8 @@ def compare_rows(reports: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def compare_table(reports: Sequence[dict[str, Any]]) -> str:
     """One markdown table, one row per report (p50 unless marked)."""
     header = ("| device | CPU | board | threads | front end ms | invoke ms | invoke p99 ms "
-              "| end to end ms | stream RTF | cold start s | peak RSS MB | GMAC/s | model |")
+              "| end to end ms | stream RTF | RTF (CPU) | cold start s | peak RSS MB | GMAC/s "
+              "| model |")
     lines = [header, "|" + "|".join(["---"] * (header.count("|") - 1)) + "|"]
     notes = []
     for row in compare_rows(reports):
@@ -666,7 +682,8 @@ def compare_table(reports: Sequence[dict[str, Any]]) -> str:
             f"{row['threads'] if row['threads'] is not None else 'default'} | "
             f"{_fmt(row['frontend_ms'])} | {_fmt(row['invoke_ms'])} | "
             f"{_fmt(row['invoke_p99_ms'])} | {_fmt(row['end_to_end_ms'])} | "
-            f"{_fmt(row['stream_rtf'], 4)} | {_fmt(row['cold_start_s'])} | "
+            f"{_fmt(row['stream_rtf'], 4)} | {_fmt(row['stream_rtf_cpu'], 4)} | "
+            f"{_fmt(row['cold_start_s'])} | "
             f"{_fmt(row['peak_rss_mb'], 1)} | {_fmt(row['gmac_per_s'], 1)} | "
             f"`{row['model']}` |")
     lines += [f"\n[{i}] {note}" for i, note in enumerate(notes, 1)]

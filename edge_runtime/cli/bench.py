@@ -29,12 +29,13 @@ def _summary(report: dict) -> str:
         s = latency[key]
         lines.append(f"  {name:<12}{s['min']:8.2f} {s['p50']:8.2f} {s['p95']:8.2f} "
                      f"{s['p99']:8.2f}")
-    lines.append(f"stream:      RTF {stream['rtf']:.4f} ({stream['audio_seconds']:.0f} s audio, "
+    lines.append(f"stream:      RTF {stream['rtf']:.4f}, CPU {stream['rtf_cpu']:.4f} "
+                 f"({stream['audio_seconds']:.0f} s audio, "
                  f"hop {stream['hop_seconds']} s, {stream['windows_scored']} windows)")
     if cold:
         lines.append(f"cold start:  {cold['first_score_s']['p50']:.3f} s to first score, "
                      f"classify command {cold['cli_classify_s']['p50']:.3f} s")
-    lines.append(f"peak RSS:    {memory['peak_rss_bytes'] / 2**20:.1f} MiB")
+    lines.append(f"peak RSS:    {memory['peak_rss_bytes'] / 1e6:.1f} MB")
     if compute["achieved_macs_per_s"]:
         lines.append(f"compute:     {compute['macs_per_window'] / 1e6:.2f} M MAC/window, "
                      f"{compute['achieved_macs_per_s'] / 1e9:.1f} GMAC/s at invoke p50")
