@@ -41,7 +41,8 @@ def display_path(path: str | os.PathLike[str] | bytes) -> str:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
+    # LibsndfileError's str() repeats the file name as a bytes repr; error_string is just why.
+    text = str(getattr(error, "error_string", "") or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
@@ -377,11 +378,13 @@ def stream_windows(blocks: Iterable[np.ndarray], window_samples: int,
                    hop_samples: int) -> Iterator[np.ndarray]:
     """``split_windows`` over a stream of blocks: the same windows, in bounded memory.
 
-    Holds at most one window plus one block of audio: enough for the end-aligned last window
-    and, for a clip shorter than one window, the whole clip to repeat-pad.
+    Holds at most one window, one hop and one block of audio: enough for the end-aligned last
+    window and, for a clip shorter than one window, the whole clip to repeat-pad. Blocks are
+    joined only when a window is due, so tiny blocks cost no more than large ones.
     """
     buffer = np.zeros(0, dtype=np.float32)
     buffer_start = 0  # global index of buffer[0]
+    waiting: list[np.ndarray] = []  # blocks not yet joined onto buffer
     total = 0
     next_start = 0
     last_start: int | None = None
@@ -389,8 +392,12 @@ def stream_windows(blocks: Iterable[np.ndarray], window_samples: int,
         block = np.asarray(block, dtype=np.float32).reshape(-1)
         if block.size == 0:
             continue
-        buffer = np.concatenate([buffer, block]) if buffer.size else block
+        waiting.append(block)
         total += block.shape[0]
+        if next_start + window_samples > total:
+            continue
+        buffer = np.concatenate([buffer, *waiting])
+        waiting = []
         while next_start + window_samples <= total:
             offset = next_start - buffer_start
             yield buffer[offset : offset + window_samples]
@@ -402,6 +409,8 @@ def stream_windows(blocks: Iterable[np.ndarray], window_samples: int,
             buffer_start = keep_from
     if total == 0:
         return
+    if waiting:
+        buffer = np.concatenate([buffer, *waiting])
     if last_start is None:
         yield fit_to_window(buffer, window_samples)
     elif last_start + window_samples < total:
