@@ -70,11 +70,12 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_json(command: list[str], what: str, timeout: float = 1800) -> dict[str, Any]:
+def run_json(command: list[str], what: str, timeout: float = 1800,
+             extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Runs a child that prints one JSON object as its last stdout line."""
     started = time.monotonic()
-    done = subprocess.run(command, env=child_env(), capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    done = subprocess.run(command, env={**child_env(), **(extra_env or {})},
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
     if done.returncode != 0:
         tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:]
         raise RuntimeError(f"{what} failed (exit {done.returncode}): {tail[0] if tail else ''}")
@@ -242,14 +243,16 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
             skipped.append({"what": "front end vs librosa", "why": "librosa not installed"})
             suite["librosa"] = None
         else:
+            command = [sys.executable, str(REPO / "benchmarks" / "librosa_frontend.py"),
+                       "--card", str(card_path_for(model)), "--repeat", "20" if quick else "100"]
             try:
-                suite["librosa"] = run_json(
-                    [sys.executable, str(REPO / "benchmarks" / "librosa_frontend.py"), "--card",
-                     str(card_path_for(model)), "--repeat", "20" if quick else "100"],
-                    "front end vs librosa")
+                suite["librosa"] = run_json(command, "front end vs librosa")
+                suite["librosa_openblas_1_thread"] = run_json(
+                    command, "front end vs librosa, OPENBLAS_NUM_THREADS=1",
+                    extra_env={"OPENBLAS_NUM_THREADS": "1"})
             except RuntimeError as error:
                 failed.append({"what": "librosa", "why": str(error)})
-                suite["librosa"] = None
+                suite.setdefault("librosa", None)
 
         # 5. callgrind
         if args.no_callgrind or quick:
@@ -300,6 +303,15 @@ def ratios(suite: dict[str, Any]) -> dict[str, Any]:
     librosa = suite.get("librosa")
     if librosa and "librosa_ms" in librosa:
         out["frontend_vs_librosa"] = ratio(librosa["librosa_ms"]["p50"], librosa["ours_ms"]["p50"])
+    librosa1 = suite.get("librosa_openblas_1_thread")
+    if librosa1 and "librosa_ms" in librosa1:
+        out["frontend_vs_librosa_openblas_1_thread"] = ratio(librosa1["librosa_ms"]["p50"],
+                                                             librosa1["ours_ms"]["p50"])
+    blas1 = suite.get("edge_openblas_1_thread")
+    if blas1:
+        out["stream_rtf_openblas_1_thread"] = blas1["stream"]["rtf"]
+        out["frontend_speedup_openblas_1_thread"] = ratio(
+            edge["latency_ms"]["frontend"]["p50"], blas1["latency_ms"]["frontend"]["p50"])
     macs = suite["macs_per_window"]
     if "baseline_float32" in macs:
         out["baseline_macs_vs_int8_macs"] = ratio(macs["baseline_float32"], macs["int8"])
@@ -379,7 +391,13 @@ def summary_markdown(suite: dict[str, Any]) -> str:
         lines.append(f"Front end vs librosa {librosa['librosa']} (same features, max difference "
                      f"{librosa['max_abs_difference_db']:.1e} dB): p50 "
                      f"{_f(librosa['ours_ms']['p50'])} ms vs "
-                     f"{_f(librosa['librosa_ms']['p50'])} ms.")
+                     f"{_f(librosa['librosa_ms']['p50'])} ms (min {_f(librosa['ours_ms']['min'])}"
+                     f" vs {_f(librosa['librosa_ms']['min'])}).")
+    librosa1 = suite.get("librosa_openblas_1_thread")
+    if librosa1 and "librosa_ms" in librosa1:
+        lines.append(f"The same with OPENBLAS_NUM_THREADS=1: p50 {_f(librosa1['ours_ms']['p50'])}"
+                     f" ms vs {_f(librosa1['librosa_ms']['p50'])} ms (min "
+                     f"{_f(librosa1['ours_ms']['min'])} vs {_f(librosa1['librosa_ms']['min'])}).")
     compute = edge["compute"]
     macs = suite["macs_per_window"]
     lines.append(
