@@ -408,7 +408,9 @@ def set_threshold_text(text: str, threshold: float, comment: str | None = None) 
     Only that one line changes (or is added under ``[model]``, or a ``[model]`` table is
     appended), so comments and layout of a hand-written profile survive calibration.
     """
-    value = f"{threshold:.6f}"
+    # repr is the shortest text that reads back as the same float: rounding could move the
+    # threshold below a bona fide score and raise the false-rejection rate just calibrated.
+    value = repr(float(threshold))
     note = f"  # {comment}" if comment else ""
     lines = text.splitlines(keepends=True)
     section = None
@@ -446,7 +448,7 @@ def write_threshold(path: str | os.PathLike[str], threshold: float,
                                 source=path)
     except (tomllib.TOMLDecodeError, ConfigError) as error:
         raise ConfigError(f"{path}: could not update the threshold ({error})") from None
-    if updated.model.threshold is None or abs(updated.model.threshold - threshold) > 1e-6:
+    if updated.model.threshold != float(threshold):
         raise ConfigError(f"{path}: could not update the threshold line")
     mode = path.stat().st_mode & 0o777
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -184,6 +184,7 @@ class MicSource:
         self._stream = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._abandoned = threading.Event()
         self._queue: queue.Queue[bytes | BaseException] | None = None
 
     def _pick(self, pa) -> tuple[int, dict]:
@@ -220,10 +221,7 @@ class MicSource:
             try:
                 index, info = self._pick(self._pa)
                 rate = self.rate or int(info["defaultSampleRate"])
-                self._stream = self._pa.open(
-                    format=pyaudio.paInt16, channels=self.channels, rate=rate, input=True,
-                    input_device_index=index, frames_per_buffer=self.chunk,
-                )
+                self._stream = self._open_stream(pyaudio, index, rate)
             except OSError as error:
                 self._release()
                 raise DeviceError(f"cannot open the microphone ({error})") from None
@@ -234,34 +232,52 @@ class MicSource:
         self.description = f"{info['name']} (index {index}) at {rate} Hz, {self.channels} ch"
         self._conditioner = Conditioner(rate, self.target_rate)
         self._queue = queue.Queue(maxsize=max(2, int(QUEUE_SECONDS * rate / self.chunk)))
-        self._stop.clear()
+        self._stop = threading.Event()
+        self._abandoned = threading.Event()
         self._thread = threading.Thread(target=self._reader, name="mic-reader", daemon=True)
         self._thread.start()
         return self
 
+    def _open_stream(self, pyaudio, index: int, rate: int):
+        assert self._pa is not None
+        return self._pa.open(format=pyaudio.paInt16, channels=self.channels, rate=rate,
+                             input=True, input_device_index=index,
+                             frames_per_buffer=self.chunk)
+
     def _reader(self) -> None:
         pyaudio = _pyaudio()
-        assert self._queue is not None and self._stream is not None
-        while not self._stop.is_set():
-            try:
-                data = self._stream.read(self.chunk, exception_on_overflow=True)
-            except OSError as error:
-                if error.args and error.args[-1] == pyaudio.paInputOverflowed:
-                    # pyaudio drops the buffer it could not fill in time.
-                    self.overflows += 1
-                    self.dropped_frames += self.chunk
-                    continue
-                self._queue.put(DeviceError(f"microphone failed ({error})"))
-                return
-            except Exception as error:  # any driver failure: the main thread reports it
-                self._queue.put(DeviceError(f"microphone failed ({error})"))
-                return
-            while not self._stop.is_set():
+        # Own references: close() may abandon this thread (stuck in the driver) and open
+        # another stream; whatever this thread holds it releases itself when it gets out.
+        stream, pa, chunks, stop = self._stream, self._pa, self._queue, self._stop
+        assert stream is not None and chunks is not None
+        try:
+            while not stop.is_set():
                 try:
-                    self._queue.put(data, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+                    data = stream.read(self.chunk, exception_on_overflow=True)
+                except OSError as error:
+                    if error.args and error.args[-1] == pyaudio.paInputOverflowed:
+                        # pyaudio drops the buffer it could not fill in time.
+                        self.overflows += 1
+                        self.dropped_frames += self.chunk
+                        continue
+                    chunks.put(DeviceError(f"microphone failed ({error})"))
+                    return
+                except Exception as error:  # any driver failure: the main thread reports it
+                    chunks.put(DeviceError(f"microphone failed ({error})"))
+                    return
+                while not stop.is_set():
+                    try:
+                        chunks.put(data, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            if self._abandoned.is_set():
+                with contextlib.suppress(Exception):
+                    stream.close()
+                if pa is not None:
+                    with contextlib.suppress(Exception):
+                        pa.terminate()
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._queue is None:
@@ -299,7 +315,8 @@ class MicSource:
             thread.join(timeout=1.0)
             if thread.is_alive():
                 # Stuck inside the driver: closing the stream under it could crash the
-                # process, so leave it to the daemon thread and exit.
+                # process, so the thread releases it if it ever gets out.
+                self._abandoned.set()
                 self._stream = None
                 self._pa = None
         self._release()

@@ -413,6 +413,11 @@ class LiveDetector:
 
     def flush(self) -> list[DetectionEvent]:
         """End of stream: the open utterance, if any, gets its decision now."""
+        if self._pending.size:
+            # Less than a gate block is left over: too short to judge or frame, but it is
+            # part of the clip (a short stream is repeat-padded from all of its samples).
+            self.audio.extend(self._pending)
+            self._pending = np.zeros(0, dtype=np.float32)
         if not self._in_utterance:
             return []
         events: list[DetectionEvent] = []
@@ -429,7 +434,7 @@ class LiveDetector:
 
     def reset(self) -> None:
         """After a gap in the audio (device reconnect): drop the open utterance and the frames."""
-        self._origin += self._blocks * self.block + self._pending.shape[0]
+        self._origin = self.audio.total  # the next sample lands here in the ring
         self.stream.reset()
         self._pending = np.zeros(0, dtype=np.float32)
         self._blocks = 0

@@ -7,6 +7,7 @@ import os
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -155,7 +156,9 @@ def test_set_threshold_replaces_only_that_line() -> None:
     text = ("# my lock\nname = \"x\"\n\n[gate]\nthreshold_db = -40.0  # loud room\n\n"
             "[model]\nthreads = 2\nthreshold = 0.5   # old\n\n[actions]\non_spoof = \"true\"\n")
     updated = set_threshold_text(text, 0.6123456, "calibrated")
-    assert updated.replace("threshold = 0.612346  # calibrated", "threshold = 0.5   # old") == text
+    assert updated.replace("threshold = 0.6123456  # calibrated", "threshold = 0.5   # old") == text
+    exact = np.nextafter(0.5, 1.0)  # calibration's thresholds sit just above a score
+    assert tomllib.loads(set_threshold_text(text, exact))["model"]["threshold"] == exact
     assert "threshold_db = -40.0  # loud room" in updated
 
 

@@ -32,11 +32,12 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def setup_logging() -> None:
     """Faults and notices go to stderr as one line each, like every other error."""
     logger = logging.getLogger("edge_runtime")
-    if not any(getattr(h, "_edge_detect", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("edge-detect: %(message)s"))
-        handler._edge_detect = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    for old in [h for h in logger.handlers if getattr(h, "_edge_detect", False)]:
+        logger.removeHandler(old)  # bound to an earlier sys.stderr (tests invoke repeatedly)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("edge-detect: %(message)s"))
+    handler._edge_detect = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
@@ -148,7 +149,7 @@ def run(config_path: Path | None, input_path: str | None, fast: bool, rate: int 
         if actions_cfg.clips is not None:
             clips = ClipSaver(actions_cfg.clips.dir, int(actions_cfg.clips.max_mb * 1e6),
                               target_rate)
-        actions = Actions(click.get_text_stream("stdout"), as_json=as_json, threshold=limit,
+        actions = Actions(sys.stdout, as_json=as_json, threshold=limit,
                           hooks=hooks, gpio=gpio, clips=clips, show_windows=not decisions_only)
         chunks = _source(input_path, fast, rate, channels, profile, target_rate, detector)
         code = run_live(chunks, detector, actions, once=once)
@@ -173,7 +174,7 @@ def _source(input_path: str | None, fast: bool, rate: int | None, channels: int 
 
     log = logging.getLogger("edge_runtime")
     if input_path == "-":
-        stdin = click.get_binary_stream("stdin")
+        stdin = sys.stdin.buffer
         if stdin.isatty():
             raise click.UsageError("--input - reads raw PCM from a pipe, e.g. "
                                    "arecord -r 16000 -c 1 -f S16_LE -t raw | edge-detect run "
