@@ -31,6 +31,7 @@ log = logging.getLogger("edge_runtime")
 # How long the reader may run ahead of the detector before it waits (and the device, not us,
 # starts dropping audio, which pyaudio reports as an input overflow that we count).
 QUEUE_SECONDS = 4.0
+OVERFLOW_REPORT_SECONDS = 10.0
 
 
 def pcm16_to_mono(raw: bytes, channels: int) -> np.ndarray:
@@ -283,6 +284,8 @@ class MicSource:
         if self._queue is None:
             self.open()
         assert self._queue is not None
+        reported = 0
+        next_report = 0.0
         while True:
             try:
                 item = self._queue.get(timeout=self.stall_timeout)
@@ -292,6 +295,12 @@ class MicSource:
                 ) from None
             if isinstance(item, BaseException):
                 raise item
+            if self.overflows != reported and time.monotonic() >= next_report:
+                # One line per overflow burst, not per lost buffer.
+                log.warning("input overflow: %d frames dropped so far (the board is not "
+                            "keeping up; try a larger chunk or hop)", self.dropped_frames)
+                reported = self.overflows
+                next_report = time.monotonic() + OVERFLOW_REPORT_SECONDS
             out = self._conditioner(pcm16_to_mono(item, self.channels))
             if out.size:
                 yield out

@@ -275,7 +275,7 @@ def test_microphone_that_comes_back_resumes(alsa_home: Path) -> None:
     assert reconnects == [1] and count[0] == 2
 
 
-def test_input_overflow_is_counted(alsa_home: Path) -> None:
+def test_input_overflow_is_counted_and_logged(alsa_home: Path, caplog) -> None:
     import pyaudio
 
     from edge_runtime.mic import MicSource
@@ -293,11 +293,14 @@ def test_input_overflow_is_counted(alsa_home: Path) -> None:
         def _open_stream(self, pyaudio, index, rate):
             return Overflowing(super()._open_stream(pyaudio, index, rate), 100, "error")
 
-    with OverflowingMic(RATE, device="edgemic", rate=RATE, chunk=800) as source:
+    with caplog.at_level(logging.WARNING, logger="edge_runtime"), \
+            OverflowingMic(RATE, device="edgemic", rate=RATE, chunk=800) as source:
         chunks = iter(source)
         for _ in range(10):
             next(chunks)
         assert source.overflows == 2 and source.dropped_frames == 1600
+    lines = [r.getMessage() for r in caplog.records if "input overflow" in r.getMessage()]
+    assert len(lines) == 1  # a burst is reported once, not per lost buffer
 
 
 def test_pyaudio_missing_is_a_device_error(monkeypatch) -> None:
