@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,10 @@ class GpioLine:
         self.trigger = trigger
         self.hold = hold
         try:
-            self.device = OutputDevice(pin, active_high=active_high, initial_value=False)
+            with warnings.catch_warnings():
+                # gpiozero warns once per pin library it tries; the outcome is all that matters.
+                warnings.simplefilter("ignore")
+                self.device = OutputDevice(pin, active_high=active_high, initial_value=False)
         except (GPIOZeroError, OSError, ValueError) as error:
             raise DeviceError(f"cannot drive GPIO pin {pin} ({error})") from None
         self._timer: threading.Timer | None = None

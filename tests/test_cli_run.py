@@ -260,3 +260,17 @@ def test_microphone_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == (1 if decision["decision"] == "spoof" else 0)
     start, end = decision["utterance"]
     assert start < 0.5 and 5.5 < end < 7.5
+
+
+def test_gpio_without_gpio_hardware_is_a_device_fault_in_one_line() -> None:
+    pytest.importorskip("gpiozero")
+    if Path("/proc/device-tree/model").exists():
+        pytest.skip("this machine has GPIO")
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    result = subprocess.run([*CLI, "run", "--input", str(SPOOF_SAMPLE), "--fast", "--once",
+                             "--gpio-pin", "17"], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 3  # fail-safe: never 0 when the lock's relay cannot be driven
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.strip().splitlines() if line.startswith("edge-detect:")]
+    assert "cannot drive GPIO pin 17" in result.stderr
