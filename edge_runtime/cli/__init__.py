@@ -63,8 +63,8 @@ def main() -> None:
 
 
 def _register() -> None:
-    from edge_runtime.cli.calibrate import calibrate
     from edge_runtime.cli.bench import bench
+    from edge_runtime.cli.calibrate import calibrate
     from edge_runtime.cli.classify import classify
     from edge_runtime.cli.config_cmd import config
     from edge_runtime.cli.info import info
