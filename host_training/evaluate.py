@@ -9,11 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.frontend import Frontend
+from edge_runtime.clip import ClipScorer
 from edge_runtime.metrics import equal_error_rate, min_dcf
 from edge_runtime.model import SpoofModel, card_path_for
 from host_training.datasets import Utterance, load_split
-from host_training.features import clip_scores, clip_windows
 from host_training.waveforms import load_waveforms
 
 
@@ -45,8 +44,10 @@ def split_metrics(utterances: list[Utterance], scores: np.ndarray,
 
 
 def score_split(model: SpoofModel, waves: list[np.ndarray]) -> np.ndarray:
-    features, owners = clip_windows(waves, Frontend(model.frontend_config))
-    return clip_scores(model.score_windows(features), owners, len(waves))
+    """Clip scores exactly as `edge-detect classify` computes them (waves are loaded the way
+    the board reads files, so they go straight to the scorer's block path)."""
+    scorer = ClipScorer(model)
+    return np.array([scorer.score_blocks([w], f"clip {i}").score for i, w in enumerate(waves)])
 
 
 def _telephone(audio: np.ndarray, rate: int) -> np.ndarray:

@@ -7,12 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.audio import load_audio
+from edge_runtime.audio import check_samples, display_path, stream_audio
 from host_training.datasets import Utterance
 
 
+def load_clip(path: Path, sample_rate: int) -> np.ndarray:
+    """A clip exactly as the board reads a file (DC blocker, streaming resampler), whole."""
+    blocks = list(stream_audio(path, sample_rate, remove_dc=True))
+    audio = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    return check_samples(audio, display_path(path), sample_rate)
+
+
 def _cache_key(utterances: list[Utterance], sample_rate: int) -> str:
-    digest = hashlib.sha256(str(sample_rate).encode())
+    digest = hashlib.sha256(f"{sample_rate}|dc-blocked".encode())
     for utterance in utterances:
         stat = utterance.path.stat()
         digest.update(f"{utterance.path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
@@ -36,7 +43,7 @@ def load_waveforms(utterances: list[Utterance], sample_rate: int,
         from tqdm import tqdm
 
         iterator = tqdm(utterances, desc="loading audio", unit="file", leave=False)
-    waves = [load_audio(u.path, sample_rate) for u in iterator]
+    waves = [load_clip(u.path, sample_rate) for u in iterator]
     if cache_file is not None:
         offsets = np.cumsum([0] + [len(w) for w in waves])
         samples = np.concatenate([np.clip(np.round(w * 32768.0), -32768, 32767) for w in waves])
