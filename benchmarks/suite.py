@@ -129,7 +129,7 @@ def run_suite(args: argparse.Namespace) -> dict[str, Any]:
         "schema": SUITE_SCHEMA,
         "schema_version": SUITE_SCHEMA_VERSION,
         "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": "benchmarks/run " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": " ".join(["benchmarks/run", *map(shlex.quote, sys.argv[1:])]),
         "model_sha256": card.sha256,
         "notes": [
             "float32 .tflite and Keras figures use the shipped architecture rebuilt from the "
@@ -344,7 +344,8 @@ def summary_markdown(suite: dict[str, Any]) -> str:
     device = edge["device"]
     lat = edge["latency_ms"]
     lines = [
-        f"### {host_label()}: {device['cpu_model']} x{device['cores']}, {device['os']}, "
+        f"### {device['hostname']}-{device['arch']}: {device['cpu_model']} x{device['cores']}, "
+        f"{device['os']}, "
         f"Python {device['python']}, numpy {device['numpy']}, {device['interpreter']}",
         "",
         f"Model sha256 `{suite['model_sha256'][:16]}...`, measured {suite['created_utc']} "
@@ -367,13 +368,16 @@ def summary_markdown(suite: dict[str, Any]) -> str:
     if suite["invoke"]:
         names = [n for n in ("int8", "float32", "baseline_int8", "baseline_float32")
                  if n in next(iter(suite["invoke"].values()))]
-        lines += ["", "| invoke p50 ms | " + " | ".join(names) + " | int8 vs float32 |",
-                  "|---|" + "---|" * (len(names) + 1)]
+        lines += ["", "| invoke ms, p50 (min) | " + " | ".join(names) +
+                  " | int8 vs float32, p50 (min) |", "|---|" + "---|" * (len(names) + 1)]
         for threads, entry in suite["invoke"].items():
-            cells = [_f(entry[n]["invoke_ms"]["p50"]) for n in names]
+            cells = [f"{_f(entry[n]['invoke_ms']['p50'])} ({_f(entry[n]['invoke_ms']['min'])})"
+                     for n in names]
             speedup = suite["ratios"]["int8_vs_float32_tflite"].get(threads)
+            by_min = (ratio(entry["float32"]["invoke_ms"]["min"], entry["int8"]["invoke_ms"]["min"])
+                      if "float32" in entry else None)
             lines.append(f"| {threads} thread(s) | " + " | ".join(cells) +
-                         f" | {_f(speedup, 1)}x |")
+                         f" | {_f(speedup, 1)}x ({_f(by_min, 1)}x) |")
     host = suite.get("tensorflow")
     if host:
         keras = host["edge"]["keras"]
@@ -459,8 +463,13 @@ def main() -> int:
     parser.add_argument("--no-callgrind", action="store_true")
     parser.add_argument("--callgrind-windows", type=int, default=5)
     parser.add_argument("--label", default=None, help="result file name (default host-arch)")
+    parser.add_argument("--summary-of", type=Path, default=None, metavar="SUITE_JSON",
+                        help="only print the markdown summary of an earlier run")
     args = parser.parse_args()
 
+    if args.summary_of is not None:
+        print(summary_markdown(json.loads(args.summary_of.read_text(encoding="utf-8"))))
+        return 0
     suite = run_suite(args)
     problems = validate_report(suite["edge"])
     if problems:
