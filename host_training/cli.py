@@ -164,3 +164,74 @@ def card(model_path: Path | None, out_path: Path) -> None:
 
     write_model_card(model_path or default_model_path(), out_path)
     click.echo(f"wrote {out_path}")
+
+
+@main.command()
+@click.option("--bonafide", "bonafide_dir", required=True,
+              type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Folder of bona fide recordings made with the target microphone.")
+@click.option("--spoof", "spoof_dir", type=click.Path(path_type=Path, exists=True,
+              file_okay=False), default=None,
+              help="Optional folder of spoofed recordings: reports what the threshold lets in.")
+@click.option("--target-frr", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.05,
+              show_default=True, help="Share of bona fide clips allowed to be called spoof.")
+@click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="The .tflite to calibrate (default: the shipped model).")
+@click.option("--write-card", is_flag=True,
+              help="Store the threshold on the model card (the .tflite is unchanged).")
+def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
+              model_path: Path | None, write_card: bool) -> None:
+    """Threshold at a target false-rejection rate for one microphone, from its recordings.
+
+    Uses the same calibration code as the board's `edge-detect calibrate`, on clip scores
+    (what `edge-detect classify` compares with the threshold)."""
+    import numpy as np
+
+    from edge_runtime.calibration import calibrate as calibrate_scores
+    from edge_runtime.clip import ClipScorer
+    from edge_runtime.errors import EdgeDetectError
+    from edge_runtime.metrics import equal_error_rate
+    from edge_runtime.model import SpoofModel, card_path_for, default_model_path
+    from host_training.datasets import AUDIO_SUFFIXES
+
+    def folder_scores(folder: Path) -> np.ndarray:
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            _fail(f"{folder}: no audio files")
+        scores = []
+        for path in files:
+            try:
+                scores.append(scorer.score_file(path).score)
+            except EdgeDetectError as error:
+                click.echo(f"edge-train: skipped: {error}", err=True)
+        return np.asarray(scores)
+
+    try:
+        scorer = ClipScorer(SpoofModel(model_path))
+    except EdgeDetectError as error:
+        _fail(str(error))
+    bona = folder_scores(bonafide_dir)
+    if bona.size == 0:
+        _fail(f"{bonafide_dir}: no readable bona fide recordings")
+    result = calibrate_scores(bona, target_frr)
+    click.echo(f"{result.describe().replace('windows', 'clips')}; "
+               f"card threshold was {scorer.model.threshold:.6f}")
+    if target_frr > 0 and not result.enough:
+        click.echo(f"warning: {result.windows} clips cannot resolve a {target_frr:.1%} "
+                   "false-rejection rate; record more", err=True)
+    if spoof_dir is not None:
+        spoof = folder_scores(spoof_dir)
+        if spoof.size:
+            accepted = float(np.mean(spoof < result.threshold))
+            click.echo(f"spoof accepted at this threshold: {accepted:.1%} of {spoof.size}; "
+                       f"EER on these recordings {equal_error_rate(bona, spoof).eer:.1%}")
+    if write_card:
+        path = card_path_for(model_path or default_model_path())
+        card = json.loads(path.read_text())
+        card["threshold"] = result.threshold
+        card["threshold_source"] = (f"edge-train calibrate: {target_frr:.1%} FRR on "
+                                    f"{result.windows} clips from {bonafide_dir}")
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(card, indent=2) + "\n")
+        temporary.replace(path)
+        click.echo(f"threshold written to {path}")
