@@ -20,6 +20,9 @@ class DataConfig:
     max_files: int = 0  # 0 = all; small values make quick smoke runs
     # Extra corpora whose train split is added to training (e.g. `edge-train synth` output).
     extra_train_roots: tuple[str, ...] = ()
+    # Share of the extra clips drawn afresh each epoch (1.0 = all): twins of every bona fide
+    # clip triple the data, and a random part of them per epoch keeps epochs affordable.
+    extra_train_fraction: float = 1.0
     # Splits scored with the best checkpoint at the end of training, for the record only:
     # model selection uses dev alone.
     report_splits: tuple[str, ...] = ()

@@ -33,6 +33,15 @@ def _subset(utterances: list[Utterance], max_files: int, seed: int) -> list[Utte
     return [utterances[i] for i in sorted(chosen)]
 
 
+def _epoch_selection(base_count: int, total: int, extra_fraction: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Indices trained on this epoch: every corpus clip plus a fresh random share of extras."""
+    extra = np.arange(base_count, total)
+    if extra_fraction < 1.0 and extra.size:
+        extra = rng.choice(extra, size=round(extra.size * extra_fraction), replace=False)
+    return np.concatenate([np.arange(base_count), np.sort(extra)]).astype(int)
+
+
 def class_weights(labels: np.ndarray) -> dict[int, float]:
     counts = np.bincount(labels.astype(int), minlength=2)
     total = counts.sum()
@@ -77,6 +86,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
 
     frontend = Frontend(config.frontend)
     train_utts = _subset(load_split(root, config.data.train_split), config.data.max_files, seed)
+    base_count = len(train_utts)
     for extra in config.data.extra_train_roots:
         train_utts += load_split(Path(extra), config.data.train_split)
     dev_utts = _subset(load_split(root, config.data.dev_split), config.data.max_files, seed + 1)
@@ -87,21 +97,26 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
     dev_features, dev_owners = clip_windows(dev_waves, frontend)
     # Babble is made of bona fide speech only, so no spoof audio leaks into bona fide clips.
-    noise_bank = [w for w, label in zip(train_waves, train_labels, strict=True) if not label]
+    noise_bank = [w for w, u in zip(train_waves, train_utts, strict=True)
+                  if not u.is_spoof and u.system == "-"]
 
     model = build_model(config.frontend.feature_shape, config.model)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.training.learning_rate),
                   loss="binary_crossentropy")
     log(f"model: {model.count_params()} parameters, activation {config.model.activation}")
-    weights = class_weights(train_labels)
 
     history: list[dict[str, float]] = []
     best = (-1, float("inf"), 0.5)
     for epoch in range(1, config.training.epochs + 1):
         started = time.perf_counter()
-        features = training_batch(train_waves, frontend, rng, config.augment, noise_bank)
-        fit = model.fit(features[..., None], train_labels, batch_size=config.training.batch_size,
-                        epochs=1, class_weight=weights, shuffle=True, verbose=0)
+        chosen = _epoch_selection(base_count, len(train_waves), config.data.extra_train_fraction,
+                                  rng)
+        features = training_batch([train_waves[i] for i in chosen], frontend, rng,
+                                  config.augment, noise_bank)
+        fit = model.fit(features[..., None], train_labels[chosen],
+                        batch_size=config.training.batch_size,
+                        epochs=1, class_weight=class_weights(train_labels[chosen]),
+                        shuffle=True, verbose=0)
         window_scores = model.predict(dev_features[..., None], batch_size=64, verbose=0)[:, 0]
         scores = clip_scores(window_scores, dev_owners, len(dev_utts))
         rates = equal_error_rate(scores[~dev_labels], scores[dev_labels])
