@@ -440,7 +440,10 @@ def summary_markdown(suite: dict[str, Any]) -> str:
                      f"`edge-detect classify` command {cold['cli_classify_s']['p50']:.3f} s; "
                      f"that process peaked at {cold['child_peak_rss_bytes'] / MB:.1f} MB RSS.")
     lines.append(f"Edge process peak RSS {memory['peak_rss_bytes'] / MB:.1f} MB "
-                 f"(scipy imported: {memory['scipy_imported']}); tensor memory from the graph: "
+                 f"(scipy imported: {memory['scipy_imported']}); loading LiteRT and the model "
+                 f"and the first window added "
+                 f"{(memory.get('model_load_rss_delta_bytes') or 0) / MB:.1f} MB; "
+                 f"tensor memory from the graph: "
                  f"{edge['model']['peak_live_activation_bytes'] / 1e3:.0f} kB of activations "
                  f"alive at once, {edge['model']['constant_bytes'] / 1e3:.0f} kB constants.")
     for item in suite["skipped"]:
