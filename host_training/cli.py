@@ -33,6 +33,12 @@ def main() -> None:
     """Train, export and evaluate edge-detect models (host side, TensorFlow)."""
 
 
+def _register_vocoder() -> None:
+    from host_training.neural_vocoder import _cli as vocoder_cli
+
+    main.add_command(vocoder_cli(), name="vocoder")
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Training config TOML (default: built-in defaults).")
@@ -235,3 +241,6 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
         temporary.write_text(json.dumps(card, indent=2) + "\n")
         temporary.replace(path)
         click.echo(f"threshold written to {path}")
+
+
+_register_vocoder()
