@@ -102,8 +102,10 @@ def render(card: dict[str, Any]) -> str:
         lines += ["## Decisions", "", card["decisions"], ""]
     if metrics:
         lines += ["## Results of the int8 model", "",
-                  "Reproduce: `edge-train evaluate --split dev --split eval "
-                  "--condition noise-20db --condition noise-10db --condition telephone`.", "",
+                  "Reproduce: `edge-train evaluate --split dev --split eval --update-card`, then "
+                  "`edge-train evaluate --split eval --condition gain-10db --condition gain+6db "
+                  "--condition noise-20db --condition noise-10db --condition telephone "
+                  "--update-card`.", "",
                   markdown_table(metrics), ""]
     lines += ["## Limitations", "", LIMITATIONS]
     return "\n".join(lines)
