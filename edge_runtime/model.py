@@ -208,16 +208,10 @@ def interpreter_class() -> tuple[type, str]:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        version = ""
         root = module_name.split(".")[0]
-        try:
-            from importlib.metadata import version as dist_version
-
-            dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
-                    "tensorflow": "tensorflow"}[root]
-            version = dist_version(dist) if root != "tensorflow" else module.__name__
-        except Exception:  # a version string is informative only
-            version = "unknown"
+        # The package's own __version__ (ai_edge_litert, tflite_runtime and tensorflow all have
+        # one): importlib.metadata would cost 0.04-0.14 s of cold start for an informative string.
+        version = str(getattr(sys.modules[root], "__version__", "unknown"))
         return module.Interpreter, f"{root} {version}".strip()
     raise ModelError(
         "no TFLite interpreter installed: pip install ai-edge-litert (or tflite-runtime)"

@@ -95,7 +95,12 @@ def test_info_shows_the_card_and_interpreter(shipped_model_path: Path) -> None:
     assert "interpreter: ai_edge_litert" in text.stdout
     as_json = json.loads(invoke("info", "--json").stdout)
     assert as_json["card"]["sha256"] == sha256_of(shipped_model_path)
-    assert as_json["card"]["input"]["shape"] == [1, 397, 80, 1]
+    frames, bands = as_json["card"]["input"]["shape"][1:3]
+    fe = as_json["card"]["frontend"]
+    # The input shape follows from the card's own front end: 4 s windows, hop 160, n_fft 512.
+    assert frames == 1 + (round(fe["window_seconds"] * fe["sample_rate"]) - fe["n_fft"]) // fe[
+        "hop_length"]
+    assert bands == fe["n_bands"]
     assert as_json["interpreter"].startswith("ai_edge_litert")
 
 
