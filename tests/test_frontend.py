@@ -13,6 +13,8 @@ The filterbank equals librosa.filters.mel to float32 rounding.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import librosa
 import numpy as np
 import pytest
@@ -96,12 +98,17 @@ def test_log_frames_shape_and_finiteness(audio: np.ndarray) -> None:
 @given(seed=st.integers(0, 2**32 - 1), level=st.floats(1e-2, 1.0),
        gain_db=st.floats(-40.0, 40.0))
 def test_window_features_are_gain_invariant(seed: int, level: float, gain_db: float) -> None:
-    """window_mean normalisation: a gain is an additive constant in dB, subtracted away."""
+    """window_mean normalisation: a gain is an additive constant in dB, subtracted away.
+
+    Exact only above the log floor: a quiet band pushed 40 dB further down can reach the
+    -100 dB floor (seed 12352, level 0.01, -36 dB did), so this property is checked with a
+    floor far below anything these signals reach."""
+    frontend = Frontend(replace(CONFIG, log_floor=1e-30))
     rng = np.random.default_rng(seed)
     window = (rng.standard_normal(CONFIG.window_samples) * level).astype(np.float32)
     gain = np.float32(10 ** (gain_db / 20))
-    features = FRONTEND.window_features(window)
-    scaled = FRONTEND.window_features(window * gain)
+    features = frontend.window_features(window)
+    scaled = frontend.window_features(window * gain)
     assert features.shape == CONFIG.feature_shape
     assert np.all(np.isfinite(features))
     assert abs(float(features.mean())) < 1e-4
