@@ -12,6 +12,7 @@ import numpy as np
 from edge_runtime.clip import ClipScorer
 from edge_runtime.metrics import equal_error_rate, min_dcf
 from edge_runtime.model import SpoofModel, card_path_for
+from host_training.augment import add_white_noise, band_limit
 from host_training.datasets import Utterance, load_split
 from host_training.waveforms import load_waveforms
 
@@ -50,20 +51,6 @@ def score_split(model: SpoofModel, waves: list[np.ndarray]) -> np.ndarray:
     return np.array([scorer.score_blocks([w], f"clip {i}").score for i, w in enumerate(waves)])
 
 
-def _telephone(audio: np.ndarray, rate: int) -> np.ndarray:
-    """8 kHz round trip: nothing above 4 kHz survives, as on a narrow-band phone line."""
-    from scipy.signal import resample_poly
-
-    narrow = resample_poly(audio, 8000, rate)
-    return resample_poly(narrow, rate, 8000)[: audio.shape[0]].astype(np.float32)
-
-
-def _with_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    power = np.mean(audio.astype(np.float64) ** 2) + 1e-12
-    noise = rng.standard_normal(audio.shape[0]) * np.sqrt(power / 10 ** (snr_db / 10))
-    return (audio + noise).astype(np.float32)
-
-
 CONDITIONS = ("gain-10db", "gain+6db", "noise-20db", "noise-10db", "telephone")
 
 
@@ -74,9 +61,11 @@ def degrade(waves: list[np.ndarray], condition: str, rate: int, seed: int = 0) -
         factor = 10 ** (float(condition[4:-2]) / 20)
         return [np.clip(w * factor, -1.0, 1.0).astype(np.float32) for w in waves]
     if condition.startswith("noise-"):
-        return [_with_noise(w, float(condition[6:-2]), rng) for w in waves]
+        snr = float(condition[6:-2])
+        return [add_white_noise(w, rng, (snr, snr)) for w in waves]
     if condition == "telephone":
-        return [_telephone(w, rate) for w in waves]
+        # 8 kHz round trip: nothing above 4 kHz survives, as on a narrow-band phone line.
+        return [band_limit(w, rng, (8000,), rate) for w in waves]
     raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
 
 
