@@ -32,10 +32,8 @@ def main() -> None:
     import numpy as np
 
     from edge_runtime.bench import latency_stats, speech_like
-    from edge_runtime.frontend import Frontend
+    from edge_runtime.frontend import Frontend, filterbank
     from edge_runtime.model import ModelCard
-
-    from edge_runtime.frontend import filterbank
 
     config = ModelCard.from_json(args.card).frontend
     # librosa's STFT cannot remove each frame's mean before the window, so both sides compute
