@@ -37,6 +37,14 @@ def _sweep(bonafide: np.ndarray, spoof: np.ndarray) -> tuple[np.ndarray, np.ndar
     return thresholds[keep], frr, far
 
 
+def det_points(bonafide_scores: np.ndarray,
+               spoof_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(FRR, FAR) at every distinct threshold, for DET curves."""
+    _, frr, far = _sweep(np.asarray(bonafide_scores, dtype=np.float64),
+                         np.asarray(spoof_scores, dtype=np.float64))
+    return frr, far
+
+
 def equal_error_rate(bonafide_scores: np.ndarray, spoof_scores: np.ndarray) -> ErrorRates:
     """EER (as a fraction) and the threshold where FRR and FAR cross."""
     bonafide = np.asarray(bonafide_scores, dtype=np.float64)

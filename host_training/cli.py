@@ -98,11 +98,16 @@ def export(run_dir: Path, out_path: Path, data_root: Path | None, cache_dir: Pat
               type=click.Choice(["gain-10db", "gain+6db", "noise-20db", "noise-10db", "telephone"]),
               help="Also measure EER under this degradation (repeatable).")
 @click.option("--update-card", is_flag=True, help="Record the metrics on the model card.")
+@click.option("--det", "det_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Write a DET curve PNG (one line per split).")
+@click.option("--keras", "keras_path", type=click.Path(path_type=Path, dir_okay=False,
+              exists=True), default=None,
+              help="The float Keras model (a run's best.keras): scored side by side.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Also write the full results as JSON.")
 def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
              splits: tuple[str, ...], conditions: tuple[str, ...], update_card: bool,
-             json_out: Path | None) -> None:
+             det_path: Path | None, keras_path: Path | None, json_out: Path | None) -> None:
     """EER (pooled and per attack), minDCF and accuracy of the int8 model per split."""
     from edge_runtime.errors import EdgeDetectError
     from edge_runtime.model import default_model_path
@@ -111,7 +116,7 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
 
     try:
         results = evaluate_model(model_path, data_root or default_data_root(), list(splits),
-                                 cache_dir, conditions)
+                                 cache_dir, conditions, det_path, keras_path)
     except (DatasetError, EdgeDetectError) as error:
         _fail(str(error))
     click.echo(markdown_table(results))

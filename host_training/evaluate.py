@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.clip import ClipScorer
+from edge_runtime.frontend import Frontend, FrontendConfig
 from edge_runtime.metrics import equal_error_rate, min_dcf
 from edge_runtime.model import SpoofModel, card_path_for
 from host_training.augment import add_white_noise, band_limit
 from host_training.datasets import Utterance, load_split
+from host_training.features import clip_scores, clip_windows
 from host_training.waveforms import load_waveforms
 
 
@@ -51,6 +53,27 @@ def score_split(model: SpoofModel, waves: list[np.ndarray]) -> np.ndarray:
     return np.array([scorer.score_blocks([w], f"clip {i}").score for i, w in enumerate(waves)])
 
 
+def _keras_clip_scores(keras_model, waves: list[np.ndarray],
+                       frontend: FrontendConfig) -> np.ndarray:
+    """Float clip scores of the Keras model on the same windows the board scores."""
+    features, owners = clip_windows(waves, Frontend(frontend))
+    window_scores = keras_model.predict(features[..., None], batch_size=64, verbose=0)[:, 0]
+    return clip_scores(window_scores, owners, len(waves))
+
+
+def _float_vs_int8(utterances: list[Utterance], float_scores: np.ndarray,
+                   int8_scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    metrics = split_metrics(utterances, float_scores, threshold)
+    return {
+        "eer": metrics["eer"],
+        "per_attack_eer": {k: v["eer"] for k, v in metrics["per_attack"].items()},
+        "max_abs_score_difference": float(np.max(np.abs(float_scores - int8_scores))),
+        "mean_abs_score_difference": float(np.mean(np.abs(float_scores - int8_scores))),
+        "label_agreement": float(np.mean((float_scores >= threshold)
+                                         == (int8_scores >= threshold))),
+    }
+
+
 CONDITIONS = ("gain-10db", "gain+6db", "noise-20db", "noise-10db", "telephone")
 
 
@@ -71,20 +94,34 @@ def degrade(waves: list[np.ndarray], condition: str, rate: int, seed: int = 0) -
 
 def evaluate_model(model_path: Path | None, data_root: Path, splits: list[str],
                    cache_dir: Path | None = None,
-                   conditions: tuple[str, ...] = ()) -> dict[str, Any]:
+                   conditions: tuple[str, ...] = (),
+                   det_path: Path | None = None,
+                   keras_path: Path | None = None) -> dict[str, Any]:
     """Metrics per split for the int8 model, with shortcut checks and, optionally, the EER
     under each degradation condition (and how far the scores moved)."""
     from host_training.shortcuts import shortcut_report
 
     model = SpoofModel(model_path)
+    keras_model = None
+    if keras_path is not None:
+        import tensorflow as tf
+
+        keras_model = tf.keras.models.load_model(keras_path)
     rate = model.frontend_config.sample_rate
     results: dict[str, Any] = {}
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split in splits:
         utterances = load_split(data_root, split)
         waves = load_waveforms(utterances, rate, cache_dir)
         labels = np.array([u.is_spoof for u in utterances], dtype=bool)
         scores = score_split(model, waves)
         results[split] = split_metrics(utterances, scores, model.threshold)
+        curves[split] = (scores[~labels], scores[labels])
+        if keras_model is not None:
+            float_scores = _keras_clip_scores(keras_model, waves, model.frontend_config)
+            results[split]["float"] = _float_vs_int8(utterances, float_scores, scores,
+                                                     model.threshold)
+            curves[f"{split} (float)"] = (float_scores[~labels], float_scores[labels])
         results[split]["shortcuts"] = shortcut_report(waves, labels, scores, rate)
         robustness = {}
         for condition in conditions:
@@ -96,6 +133,10 @@ def evaluate_model(model_path: Path | None, data_root: Path, splits: list[str],
             }
         if robustness:
             results[split]["robustness"] = robustness
+    if det_path is not None:
+        from host_training.det import plot_det
+
+        plot_det(curves, det_path, f"DET, int8 {model.path.name}")
     return results
 
 
@@ -110,6 +151,18 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines.append(f"| {split} | {r['files']} | {r['eer'] * 100:.2f} | {r['min_dcf']:.3f} | "
                      f"{r['accuracy'] * 100:.1f} | {r['bonafide_rejected'] * 100:.1f} | "
                      f"{r['spoof_accepted'] * 100:.1f} | {alone[0]} | {alone[1]} |")
+    floats = {split: r["float"] for split, r in results.items() if "float" in r}
+    if floats:
+        lines += ["", "float Keras model against the int8 model (clip scores, same windows)", "",
+                  "| split | EER float % | EER int8 % | difference (pts) | max / mean abs score "
+                  "difference | label agreement % |", "|---|---|---|---|---|---|"]
+        for split, f in floats.items():
+            int8_eer = results[split]["eer"]
+            lines.append(f"| {split} | {f['eer'] * 100:.2f} | {int8_eer * 100:.2f} | "
+                         f"{(int8_eer - f['eer']) * 100:+.2f} | "
+                         f"{f['max_abs_score_difference']:.3f} / "
+                         f"{f['mean_abs_score_difference']:.3f} | "
+                         f"{f['label_agreement'] * 100:.1f} |")
     for split, r in results.items():
         if "shortcuts" in r:
             lines += ["", f"**{split}** shortcut check: EER of the cue alone, and Spearman "
@@ -141,5 +194,9 @@ def record_on_card(model_path: Path, results: dict[str, Any]) -> None:
     """Stores the int8 metrics on the model card (the sha256 of the .tflite is unchanged)."""
     card_path = card_path_for(model_path)
     card = json.loads(card_path.read_text())
-    card.setdefault("metrics", {}).update(results)
+    metrics = card.setdefault("metrics", {})
+    # Merged per split, so a later run with --condition adds to the clean figures (and a
+    # re-run of the clean figures keeps the robustness ones) instead of replacing them.
+    for split, values in results.items():
+        metrics.setdefault(split, {}).update(values)
     card_path.write_text(json.dumps(card, indent=2) + "\n")

@@ -102,12 +102,14 @@ def render(card: dict[str, Any]) -> str:
         lines += ["## Decisions", "", card["decisions"], ""]
     if metrics:
         lines += ["## Results of the int8 model", "",
-                  "Reproduce: `edge-train evaluate --split dev --split eval --update-card`, then "
+                  "Reproduce: `edge-train evaluate --split dev --split eval --keras "
+                  "runs/default/best.keras --det models/det.png --update-card`, then "
                   "`edge-train evaluate --split eval --condition gain-10db --condition gain+6db "
                   "--condition noise-20db --condition noise-10db --condition telephone "
                   "--update-card`.", "",
                   markdown_table(metrics), ""]
-    lines += ["## Limitations", "", LIMITATIONS]
+    lines += ["![DET curves of the int8 and float models](det.png)", "",
+              "## Limitations", "", LIMITATIONS]
     return "\n".join(lines)
 
 

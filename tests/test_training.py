@@ -109,3 +109,16 @@ def test_card_sha_mismatch_is_refused(exported: dict, tmp_path: Path) -> None:
     card_path_for(model_copy).write_text(json.dumps(card))
     with pytest.raises(ModelError, match="sha256"):
         SpoofModel(model_copy)
+
+
+def test_evaluate_scores_float_and_int8_side_by_side(exported: dict, tmp_path: Path) -> None:
+    from host_training.evaluate import evaluate_model, markdown_table
+
+    det = tmp_path / "det.png"
+    results = evaluate_model(exported["model_path"], exported["corpus"], ["dev"],
+                             keras_path=exported["run"].run_dir / "best.keras", det_path=det)
+    side = results["dev"]["float"]
+    assert abs(side["eer"] - results["dev"]["eer"]) <= 0.2
+    assert side["mean_abs_score_difference"] < 0.05
+    assert det.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "float Keras model against the int8 model" in markdown_table(results)
