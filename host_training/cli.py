@@ -34,7 +34,7 @@ def main() -> None:
 
 
 def _register_vocoder() -> None:
-    from host_training.neural_vocoder import _cli as vocoder_cli
+    from host_training.neural_vocoder import build_cli as vocoder_cli
 
     main.add_command(vocoder_cli(), name="vocoder")
 

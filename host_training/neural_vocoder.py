@@ -858,7 +858,8 @@ def vocode_corpus(vocoder: Vocoder, utterances, waves: Sequence[np.ndarray], out
             "realtime_factor": seconds / elapsed if elapsed > 0 else math.inf}
 
 
-def _cli():
+def build_cli():
+    """The click group behind `edge-train vocoder` and `python -m host_training.neural_vocoder`."""
     import click
 
     def fail(message: str) -> None:
@@ -995,7 +996,7 @@ def _cli():
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    _cli()(args=argv, prog_name="python -m host_training.neural_vocoder")
+    build_cli()(args=argv, prog_name="python -m host_training.neural_vocoder")
 
 
 if __name__ == "__main__":
