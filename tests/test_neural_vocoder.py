@@ -38,9 +38,9 @@ def run_cli(*args: str):
 
 
 def main_group():
-    from host_training.neural_vocoder import _cli
+    from host_training.neural_vocoder import build_cli
 
-    return _cli()
+    return build_cli()
 
 
 def true_f0(frames: int, hop: int) -> np.ndarray:
