@@ -45,3 +45,20 @@ def write_audio(tmp_path: Path):
 @pytest.fixture(scope="session")
 def shipped_model_path() -> Path:
     return REPO / "models" / "edge_detect.tflite"
+
+
+def asoundrc(devices: dict[str, Path]) -> str:
+    """An .asoundrc whose ALSA file-plugin capture devices play raw 16-bit files: a microphone
+    for pyaudio on a machine with no sound card."""
+    blocks = []
+    for name, infile in devices.items():
+        blocks.append(f"""pcm.{name} {{
+  type file
+  slave.pcm "null"
+  file "/dev/null"
+  infile "{infile}"
+  format "raw"
+  hint {{ show on description "{name}" }}
+}}
+""")
+    return "\n".join(blocks)

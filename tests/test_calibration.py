@@ -19,7 +19,7 @@ from edge_runtime.config import load_profile
 from edge_runtime.frontend import FrontendConfig
 from edge_runtime.metrics import threshold_at_frr
 from edge_runtime.stream import LiveDetector
-from tests.conftest import REPO, SAMPLES, speech_like
+from tests.conftest import REPO, SAMPLES, asoundrc, speech_like
 
 PROFILE = REPO / "firmware_config" / "voice-lock.toml"
 
@@ -132,15 +132,7 @@ def test_calibrate_through_the_microphone(tmp_path: Path) -> None:
 
     audio, _ = sf.read(SAMPLES / "bonafide_librispeech_198-209-0000.flac", dtype="float32")
     (tmp_path / "mic.raw").write_bytes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    (tmp_path / ".asoundrc").write_text(f"""pcm.edgemic {{
-  type file
-  slave.pcm "null"
-  file "/dev/null"
-  infile "{tmp_path / 'mic.raw'}"
-  format "raw"
-  hint {{ show on description "edgemic" }}
-}}
-""")
+    (tmp_path / ".asoundrc").write_text(asoundrc({"edgemic": tmp_path / "mic.raw"}))
     path = tmp_path / "lock.toml"
     path.write_text('[audio]\ndevice = "edgemic"\nrate = 16000\n\n[model]\nthreads = 1\n')
     result = subprocess.run(

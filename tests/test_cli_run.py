@@ -17,7 +17,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from edge_runtime.cli import main
-from tests.conftest import SAMPLES, speech_like
+from tests.conftest import SAMPLES, asoundrc, speech_like
 
 SPOOF_SAMPLE = SAMPLES / "spoof_espeak_ng.flac"
 BONA_SAMPLE = SAMPLES / "bonafide_ljspeech.flac"
@@ -243,15 +243,7 @@ def test_no_microphone_exits_3_after_retries(tmp_path: Path) -> None:
 def test_microphone_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("pyaudio")
     (tmp_path / "mic.raw").write_bytes(pcm(3.0))
-    (tmp_path / ".asoundrc").write_text(f"""pcm.edgemic {{
-  type file
-  slave.pcm "null"
-  file "/dev/null"
-  infile "{tmp_path / 'mic.raw'}"
-  format "raw"
-  hint {{ show on description "edgemic" }}
-}}
-""")
+    (tmp_path / ".asoundrc").write_text(asoundrc({"edgemic": tmp_path / "mic.raw"}))
     result = run_cli(["run", "--device", "edgemic", "--rate", "48000", "--channels", "2",
                       "--json", "--once"], env={"HOME": str(tmp_path)})
     assert result.returncode in (0, 1), result.stderr

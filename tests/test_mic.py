@@ -19,7 +19,7 @@ import pytest
 from edge_runtime.audio import DCBlocker, StreamingResampler, load_audio
 from edge_runtime.errors import AudioError, DeviceError
 from edge_runtime.mic import file_chunks, pcm16_to_mono, pcm_chunks
-from tests.conftest import speech_like
+from tests.conftest import asoundrc, speech_like
 
 RATE = 16000
 
@@ -113,21 +113,6 @@ def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
 
 
 # --- the real microphone path: PortAudio on an ALSA file-plugin device ---------------------
-
-
-def asoundrc(devices: dict[str, Path]) -> str:
-    blocks = []
-    for name, infile in devices.items():
-        blocks.append(f"""pcm.{name} {{
-  type file
-  slave.pcm "null"
-  file "/dev/null"
-  infile "{infile}"
-  format "raw"
-  hint {{ show on description "{name}" }}
-}}
-""")
-    return "\n".join(blocks)
 
 
 @pytest.fixture
