@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.clip import ClipScorer
-from edge_runtime.frontend import Frontend, FrontendConfig
+from edge_runtime.frontend import Frontend
 from edge_runtime.metrics import equal_error_rate, min_dcf
 from edge_runtime.model import SpoofModel, card_path_for
 from host_training.augment import add_white_noise, band_limit
 from host_training.datasets import Utterance, load_split
-from host_training.features import clip_scores, clip_windows
+from host_training.features import keras_clip_scores
 from host_training.waveforms import load_waveforms
 
 
@@ -51,14 +51,6 @@ def score_split(model: SpoofModel, waves: list[np.ndarray]) -> np.ndarray:
     the board reads files, so they go straight to the scorer's block path)."""
     scorer = ClipScorer(model)
     return np.array([scorer.score_blocks([w], f"clip {i}").score for i, w in enumerate(waves)])
-
-
-def _keras_clip_scores(keras_model, waves: list[np.ndarray],
-                       frontend: FrontendConfig) -> np.ndarray:
-    """Float clip scores of the Keras model on the same windows the board scores."""
-    features, owners = clip_windows(waves, Frontend(frontend))
-    window_scores = keras_model.predict(features[..., None], batch_size=64, verbose=0)[:, 0]
-    return clip_scores(window_scores, owners, len(waves))
 
 
 def _float_vs_int8(utterances: list[Utterance], float_scores: np.ndarray,
@@ -118,7 +110,7 @@ def evaluate_model(model_path: Path | None, data_root: Path, splits: list[str],
         results[split] = split_metrics(utterances, scores, model.threshold)
         curves[split] = (scores[~labels], scores[labels])
         if keras_model is not None:
-            float_scores = _keras_clip_scores(keras_model, waves, model.frontend_config)
+            float_scores = keras_clip_scores(keras_model, waves, Frontend(model.frontend_config))
             results[split]["float"] = _float_vs_int8(utterances, float_scores, scores,
                                                      model.threshold)
             curves[f"{split} (float)"] = (float_scores[~labels], float_scores[labels])

@@ -14,7 +14,7 @@ from edge_runtime.metrics import equal_error_rate
 from edge_runtime.model import ModelCard, SpoofModel, TensorQuantization, sha256_of
 from host_training.config import config_from_dict
 from host_training.datasets import default_data_root, load_split
-from host_training.features import clip_scores, clip_windows
+from host_training.features import clip_scores, clip_windows, keras_window_scores
 from host_training.train import _subset
 from host_training.waveforms import load_waveforms
 
@@ -87,7 +87,7 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     dev_waves = load_waveforms(dev_utts, config.frontend.sample_rate, cache_dir)
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
     features, owners = clip_windows(dev_waves, frontend)
-    float_windows = model.predict(features[..., None], batch_size=64, verbose=0)[:, 0]
+    float_windows = keras_window_scores(model, features)
 
     # Provisional card so SpoofModel accepts the file; threshold and parity are filled below.
     from edge_runtime.model import card_path_for, interpreter_class

@@ -61,3 +61,14 @@ def clip_scores(window_scores: np.ndarray, owners: np.ndarray, n_clips: int) -> 
     sums = np.bincount(owners, weights=window_scores, minlength=n_clips)
     counts = np.bincount(owners, minlength=n_clips)
     return sums / np.maximum(counts, 1)
+
+
+def keras_window_scores(keras_model, features: np.ndarray) -> np.ndarray:
+    """Float spoof probability of each (frames, bands) window, from the Keras model."""
+    return keras_model.predict(features[..., None], batch_size=64, verbose=0)[:, 0]
+
+
+def keras_clip_scores(keras_model, waves: list[np.ndarray], frontend: Frontend) -> np.ndarray:
+    """Float clip scores of the Keras model on the windows the board scores."""
+    features, owners = clip_windows(waves, frontend)
+    return clip_scores(keras_window_scores(keras_model, features), owners, len(waves))

@@ -13,7 +13,13 @@ from edge_runtime.frontend import Frontend
 from edge_runtime.metrics import equal_error_rate
 from host_training.config import TrainConfig
 from host_training.datasets import Utterance, default_data_root, load_split, summarize
-from host_training.features import clip_scores, clip_windows, training_batch
+from host_training.features import (
+    clip_scores,
+    clip_windows,
+    keras_clip_scores,
+    keras_window_scores,
+    training_batch,
+)
 from host_training.waveforms import load_waveforms
 
 
@@ -60,9 +66,7 @@ def _report(checkpoint: Path, config: TrainConfig, root: Path, frontend: Fronten
     for split in config.data.report_splits:
         utterances = load_split(root, split)
         waves = load_waveforms(utterances, config.frontend.sample_rate, cache_dir)
-        features, owners = clip_windows(waves, frontend)
-        window_scores = model.predict(features[..., None], batch_size=64, verbose=0)[:, 0]
-        scores = clip_scores(window_scores, owners, len(utterances))
+        scores = keras_clip_scores(model, waves, frontend)
         metrics = split_metrics(utterances, scores, 0.5)
         report[split] = {"eer": metrics["eer"], "min_dcf": metrics["min_dcf"],
                          "per_attack_eer": {k: v["eer"] for k, v in metrics["per_attack"].items()}}
@@ -117,8 +121,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
                         batch_size=config.training.batch_size,
                         epochs=1, class_weight=class_weights(train_labels[chosen]),
                         shuffle=True, verbose=0)
-        window_scores = model.predict(dev_features[..., None], batch_size=64, verbose=0)[:, 0]
-        scores = clip_scores(window_scores, dev_owners, len(dev_utts))
+        scores = clip_scores(keras_window_scores(model, dev_features), dev_owners, len(dev_utts))
         rates = equal_error_rate(scores[~dev_labels], scores[dev_labels])
         entry = {"epoch": epoch, "loss": float(fit.history["loss"][0]), "dev_eer": rates.eer,
                  "dev_threshold": rates.threshold, "seconds": time.perf_counter() - started}
