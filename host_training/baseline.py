@@ -15,7 +15,7 @@ from __future__ import annotations
 
 
 def _residual_block(x, channels: int, name: str):
-    from tensorflow import keras
+    import keras
 
     layers = keras.layers
     identity = x
@@ -30,7 +30,7 @@ def _residual_block(x, channels: int, name: str):
 
 
 def _attention(x, name: str):
-    from tensorflow import keras
+    import keras
 
     layers = keras.layers
     channels = x.shape[-1]
@@ -42,7 +42,7 @@ def _attention(x, name: str):
 
 def build_specrnet(input_shape: tuple[int, int]):
     """(frames, bands) -> spoof probability, original SpecRNet layout."""
-    from tensorflow import keras
+    import keras
 
     layers = keras.layers
     inputs = keras.Input(shape=(*input_shape, 1), name="features")

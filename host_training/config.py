@@ -18,6 +18,18 @@ class DataConfig:
     train_split: str = "train"
     dev_split: str = "dev"
     max_files: int = 0  # 0 = all; small values make quick smoke runs
+    # More corpora in the same layout whose train split joins the corpus's (e.g. spoofmix-extra):
+    # every clip of them is a candidate for every epoch, like the corpus's own.
+    train_roots: tuple[str, ...] = ()
+    # Corpus whose ``dev_split`` selects the checkpoint and the card's threshold (empty: the
+    # corpus root). A split of pages and systems unseen in training behaves like an evaluation
+    # split; a dev split of the training sources rewards what they share.
+    dev_root: str = ""
+    # Per-epoch caps on clips per group (a spoofing system; a bona fide source, see
+    # host_training.sampling): a few big systems or sources must not outvote hundreds of small
+    # ones. 0 = no cap. A fresh random subset of a capped group is drawn every epoch.
+    spoof_group_cap: int = 0
+    bonafide_group_cap: int = 0
     # Extra corpora whose train split is added to training (e.g. `edge-train synth` output).
     extra_train_roots: tuple[str, ...] = ()
     # Share of the extra clips drawn afresh each epoch (1.0 = all): twins of every bona fide
@@ -35,6 +47,10 @@ class OptimConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     patience: int = 4  # epochs without dev EER improvement before stopping
+    # From this epoch on, also keep the running mean of the weights after each epoch (SWA,
+    # Izmailov et al. 2018) and score it on dev like a checkpoint: one run's epochs scatter as
+    # much as seeds do, and their average sits in a flatter, better-generalising region. 0 = off.
+    average_from_epoch: int = 0
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,9 @@ def evaluate_model(model_path: Path | None, data_root: Path, splits: list[str],
     model = SpoofModel(model_path)
     keras_model = None
     if keras_path is not None:
-        import tensorflow as tf
+        import keras
 
-        keras_model = tf.keras.models.load_model(keras_path)
+        keras_model = keras.models.load_model(keras_path)
     rate = model.frontend_config.sample_rate
     results: dict[str, Any] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -60,16 +60,19 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
                cache_dir: Path | None = None, representative_count: int = 300,
                log=print) -> dict[str, Any]:
     """Exports ``run_dir/best.keras`` to ``out_path`` (.tflite) plus its card (.json)."""
-    import tensorflow as tf
+    import keras
 
     config = config_from_dict(json.loads((run_dir / "config.json").read_text()))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    model = tf.keras.models.load_model(run_dir / "best.keras")
+    model = keras.models.load_model(run_dir / "best.keras")
     frontend = Frontend(config.frontend)
     root = data_root or (Path(config.data.root) if config.data.root else default_data_root())
     seed = config.training.seed
 
     train_utts = _subset(load_split(root, config.data.train_split), config.data.max_files, seed)
+    for corpus in config.data.train_roots:
+        train_utts += _subset(load_split(Path(corpus), config.data.train_split),
+                              config.data.max_files, seed)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(train_utts), size=min(representative_count, len(train_utts)),
                         replace=False)
@@ -83,7 +86,9 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     if report["tensor_dtypes"].get("float32"):
         raise ExportError(f"{out_path}: float32 tensors remain after int8 conversion: {report}")
 
-    dev_utts = _subset(load_split(root, config.data.dev_split), config.data.max_files, seed + 1)
+    dev_root = Path(config.data.dev_root) if config.data.dev_root else root
+    dev_utts = _subset(load_split(dev_root, config.data.dev_split), config.data.max_files,
+                       seed + 1)
     dev_waves = load_waveforms(dev_utts, config.frontend.sample_rate, cache_dir)
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
     features, owners = clip_windows(dev_waves, frontend)
@@ -125,7 +130,8 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
         "training": {"config": config.to_dict(), "best_epoch": metrics["best_epoch"],
                      "train": metrics["train"], "dev": metrics["dev"]},
         "quantization": parity,
-        "threshold_source": f"dev EER point of the int8 model ({config.data.dev_split} split)",
+        "threshold_source": (f"EER point of the int8 model on {dev_root.name} "
+                             f"{config.data.dev_split}"),
         "metrics": {},
     }
     card = ModelCard(out_path.name, sha256_of(out_path), config.frontend, input_q, output_q,

@@ -32,7 +32,7 @@ class ModelConfig:
 
 
 def _activation(name: str):
-    from tensorflow import keras
+    import keras
 
     if name == "leaky_relu":
         return keras.layers.LeakyReLU(negative_slope=0.3)
@@ -43,7 +43,7 @@ def _activation(name: str):
 
 def build_model(input_shape: tuple[int, int], config: ModelConfig):
     """(frames, bands) -> spoof probability."""
-    from tensorflow import keras
+    import keras
 
     if config.architecture == "specrnet":
         from host_training.baseline import build_specrnet

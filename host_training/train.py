@@ -20,6 +20,7 @@ from host_training.features import (
     keras_window_scores,
     training_batch,
 )
+from host_training.sampling import capped_selection
 from host_training.waveforms import load_waveforms
 
 
@@ -39,13 +40,41 @@ def _subset(utterances: list[Utterance], max_files: int, seed: int) -> list[Utte
     return [utterances[i] for i in sorted(chosen)]
 
 
-def _epoch_selection(base_count: int, total: int, extra_fraction: float,
+def _epoch_selection(utterances: list[Utterance], base_count: int, config: TrainConfig,
                      rng: np.random.Generator) -> np.ndarray:
-    """Indices trained on this epoch: every corpus clip plus a fresh random share of extras."""
-    extra = np.arange(base_count, total)
-    if extra_fraction < 1.0 and extra.size:
-        extra = rng.choice(extra, size=round(extra.size * extra_fraction), replace=False)
-    return np.concatenate([np.arange(base_count), np.sort(extra)]).astype(int)
+    """Indices trained on this epoch: the capped share of every group (all clips without caps),
+    of which the extras (``extra_train_roots``) keep a fresh random ``extra_train_fraction``."""
+    data = config.data
+    chosen = capped_selection(utterances, data.spoof_group_cap, data.bonafide_group_cap, rng)
+    base, extra = chosen[chosen < base_count], chosen[chosen >= base_count]
+    if data.extra_train_fraction < 1.0 and extra.size:
+        extra = rng.choice(extra, size=round(extra.size * data.extra_train_fraction),
+                           replace=False)
+    return np.concatenate([base, np.sort(extra)]).astype(int)
+
+
+class WeightAverage:
+    """Running mean of the weights after each epoch from ``start`` on (0 = never)."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.count = 0
+        self._sum: list[np.ndarray] = []
+
+    def update(self, epoch: int, weights: list[np.ndarray]) -> bool:
+        """Adds this epoch's weights; True once the mean holds two epochs or more."""
+        if not self.start or epoch < self.start:
+            return False
+        if not self._sum:
+            self._sum = [w.astype(np.float64) for w in weights]
+        else:
+            for total, w in zip(self._sum, weights, strict=True):
+                total += w
+        self.count += 1
+        return self.count >= 2
+
+    def weights(self) -> list[np.ndarray]:
+        return [(total / self.count).astype(np.float32) for total in self._sum]
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -57,11 +86,11 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
 def _report(checkpoint: Path, config: TrainConfig, root: Path, frontend: Frontend,
             cache_dir: Path | None, log) -> dict[str, dict[str, object]]:
     """Float EER (pooled and per attack) of the best checkpoint on the report splits."""
-    import tensorflow as tf
+    import keras
 
     from host_training.evaluate import split_metrics
 
-    model = tf.keras.models.load_model(checkpoint)
+    model = keras.models.load_model(checkpoint)
     report = {}
     for split in config.data.report_splits:
         utterances = load_split(root, split)
@@ -77,24 +106,31 @@ def _report(checkpoint: Path, config: TrainConfig, root: Path, frontend: Fronten
 
 def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
           data_root: Path | None = None, log=print) -> TrainResult:
-    import tensorflow as tf
+    import keras
 
     from host_training.model import build_model
 
     root = data_root or (Path(config.data.root) if config.data.root else default_data_root())
+    dev_root = Path(config.data.dev_root) if config.data.dev_root else root
     seed = config.training.seed
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
     frontend = Frontend(config.frontend)
     train_utts = _subset(load_split(root, config.data.train_split), config.data.max_files, seed)
+    for corpus in config.data.train_roots:
+        train_utts += _subset(load_split(Path(corpus), config.data.train_split),
+                              config.data.max_files, seed)
     base_count = len(train_utts)
     for extra in config.data.extra_train_roots:
         train_utts += load_split(Path(extra), config.data.train_split)
-    dev_utts = _subset(load_split(root, config.data.dev_split), config.data.max_files, seed + 1)
-    log(f"train: {summarize(train_utts)['files']} files, dev: {len(dev_utts)} files from {root}")
+    dev_utts = _subset(load_split(dev_root, config.data.dev_split), config.data.max_files,
+                       seed + 1)
+    log(f"train: {summarize(train_utts)['files']} files from {root} and "
+        f"{len(config.data.train_roots) + len(config.data.extra_train_roots)} more roots; "
+        f"dev: {len(dev_utts)} files from {dev_root}")
     train_waves = load_waveforms(train_utts, config.frontend.sample_rate, cache_dir)
     dev_waves = load_waveforms(dev_utts, config.frontend.sample_rate, cache_dir)
     train_labels = np.array([u.is_spoof for u in train_utts], dtype=np.float32)
@@ -105,34 +141,50 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
                   if not u.is_spoof and u.system == "-"]
 
     model = build_model(config.frontend.feature_shape, config.model)
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.training.learning_rate),
+    model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate),
                   loss="binary_crossentropy")
     log(f"model: {model.count_params()} parameters, activation {config.model.activation}")
 
+    def dev_rates():
+        scores = clip_scores(keras_window_scores(model, dev_features), dev_owners, len(dev_utts))
+        return equal_error_rate(scores[~dev_labels], scores[dev_labels])
+
     history: list[dict[str, float]] = []
     best = (-1, float("inf"), 0.5)
+    averaged = WeightAverage(config.training.average_from_epoch)
     for epoch in range(1, config.training.epochs + 1):
         started = time.perf_counter()
-        chosen = _epoch_selection(base_count, len(train_waves), config.data.extra_train_fraction,
-                                  rng)
+        chosen = _epoch_selection(train_utts, base_count, config, rng)
         features = training_batch([train_waves[i] for i in chosen], frontend, rng,
                                   config.augment, noise_bank)
         fit = model.fit(features[..., None], train_labels[chosen],
                         batch_size=config.training.batch_size,
                         epochs=1, class_weight=class_weights(train_labels[chosen]),
                         shuffle=True, verbose=0)
-        scores = clip_scores(keras_window_scores(model, dev_features), dev_owners, len(dev_utts))
-        rates = equal_error_rate(scores[~dev_labels], scores[dev_labels])
+        rates = dev_rates()
         entry = {"epoch": epoch, "loss": float(fit.history["loss"][0]), "dev_eer": rates.eer,
-                 "dev_threshold": rates.threshold, "seconds": time.perf_counter() - started}
-        history.append(entry)
+                 "dev_threshold": rates.threshold}
         improved = rates.eer < best[1]
         if improved:
             best = (epoch, rates.eer, rates.threshold)
             model.save(run_dir / "best.keras")
-        log(f"epoch {epoch:3d}/{config.training.epochs}  loss {entry['loss']:.4f}  "
-            f"dev EER {rates.eer * 100:5.2f} %  {entry['seconds']:.0f} s"
-            + ("  (best)" if improved else ""))
+        note = "  (best)" if improved else ""
+        if averaged.update(epoch, model.get_weights()):
+            current = model.get_weights()
+            model.set_weights(averaged.weights())
+            mean_rates = dev_rates()
+            entry["averaged_dev_eer"] = mean_rates.eer
+            note += f"  averaged {mean_rates.eer * 100:5.2f} %"
+            if mean_rates.eer < best[1]:
+                best = (epoch, mean_rates.eer, mean_rates.threshold)
+                model.save(run_dir / "best.keras")
+                note += " (best)"
+            model.set_weights(current)
+        entry["seconds"] = time.perf_counter() - started
+        history.append(entry)
+        log(f"epoch {epoch:3d}/{config.training.epochs}  {len(chosen)} clips  "
+            f"loss {entry['loss']:.4f}  "
+            f"dev EER {rates.eer * 100:5.2f} %  {entry['seconds']:.0f} s" + note)
         (run_dir / "history.json").write_text(json.dumps(history, indent=2))
         if epoch - best[0] >= config.training.patience:
             log(f"early stop: no dev EER gain for {config.training.patience} epochs")

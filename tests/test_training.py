@@ -122,3 +122,33 @@ def test_evaluate_scores_float_and_int8_side_by_side(exported: dict, tmp_path: P
     assert side["mean_abs_score_difference"] < 0.05
     assert det.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "float Keras model against the int8 model" in markdown_table(results)
+
+
+def test_second_train_root_dev_root_and_weight_average(tiny_corpus: Path, tmp_path: Path) -> None:
+    """Training reads more corpora's train splits, selects on another corpus's dev split, and
+    scores the running weight average on dev from ``average_from_epoch`` on."""
+    second = tmp_path / "second"
+    for split in ("train", "dev"):
+        for key in ("bonafide", "spoof/other"):
+            folder = second / split / key
+            folder.mkdir(parents=True)
+            for i in range(4):
+                bona = key == "bonafide"
+                audio = speech_like(1.0, seed=200 + i) if bona else _buzzy(1.0, 200 + i)
+                sf.write(folder / f"{i}.wav", audio, 16000)
+    config = config_from_dict({
+        "data": {"train_roots": [str(second)], "dev_root": str(second),
+                 "spoof_group_cap": 5, "bonafide_group_cap": 5},
+        "frontend": {"window_seconds": 1.0, "n_bands": 40},
+        "model": {"stem_channels": 4, "blocks": 2, "dense_units": 16},
+        "training": {"epochs": 2, "batch_size": 8, "average_from_epoch": 1, "patience": 5},
+    })
+    lines: list[str] = []
+    result = train(config, tmp_path / "run", data_root=tiny_corpus, log=lines.append)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["train"]["files"] == 24 + 8
+    assert metrics["dev"]["files"] == 8  # the second corpus's dev split, not the first's
+    history = json.loads((result.run_dir / "history.json").read_text())
+    assert "averaged_dev_eer" not in history[0] and "averaged_dev_eer" in history[1]
+    # Caps of 5 per group: 5 bona fide + 5 buzz + 4 other-spoof... per epoch, not all 32 clips.
+    assert "14 clips" in next(line for line in lines if line.startswith("epoch   1"))

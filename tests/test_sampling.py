@@ -1,0 +1,56 @@
+"""Per-epoch capped sampling and the running weight average used by training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from host_training.datasets import Utterance
+from host_training.sampling import capped_selection, group_of
+from host_training.train import WeightAverage
+
+
+def _utt(key: str, system: str, speaker: str) -> Utterance:
+    return Utterance(Path(f"{speaker}-{system}.flac"), key, system, speaker)
+
+
+def test_groups_are_systems_and_bona_fide_sources() -> None:
+    assert group_of(_utt("spoof", "mimic3_vits", "VCTK_p281")) == "spoof:mimic3_vits"
+    assert group_of(_utt("bonafide", "-", "FSDD_nicolas")) == "bonafide:FSDD"
+    assert group_of(_utt("bonafide", "-", "LJ")) == "bonafide:LJ"
+    assert group_of(_utt("bonafide", "-", "EXT_google_unk")) == "bonafide:EXT_google"
+
+
+def test_caps_limit_big_groups_and_keep_small_ones_whole() -> None:
+    utts = ([_utt("spoof", "big", f"S{i}") for i in range(50)]
+            + [_utt("spoof", "small", f"S{i}") for i in range(3)]
+            + [_utt("bonafide", "-", f"FSDD_{i}") for i in range(40)]
+            + [_utt("bonafide", "-", f"LS_{i}") for i in range(5)])
+    rng = np.random.default_rng(0)
+    chosen = capped_selection(utts, spoof_cap=10, bonafide_cap=20, rng=rng)
+    groups = [group_of(utts[i]) for i in chosen]
+    assert groups.count("spoof:big") == 10
+    assert groups.count("spoof:small") == 3
+    assert groups.count("bonafide:FSDD") == 20
+    assert groups.count("bonafide:LS") == 5
+    assert np.all(np.diff(chosen) > 0)
+    # A fresh subset each epoch: the big group is not always the same ten clips.
+    again = capped_selection(utts, spoof_cap=10, bonafide_cap=20, rng=rng)
+    assert set(chosen[:10]) != set(again[:10])
+
+
+def test_no_caps_keeps_every_clip() -> None:
+    utts = [_utt("spoof", "a", "x")] * 7 + [_utt("bonafide", "-", "LJ")] * 4
+    chosen = capped_selection(utts, 0, 0, np.random.default_rng(1))
+    assert chosen.tolist() == list(range(11))
+
+
+def test_weight_average_is_the_mean_from_its_start_epoch() -> None:
+    average = WeightAverage(start=2)
+    assert not average.update(1, [np.array([100.0])])  # before the start: ignored
+    assert not average.update(2, [np.array([1.0])])  # one epoch is not an average yet
+    assert average.update(3, [np.array([3.0])])
+    assert average.update(4, [np.array([5.0])])
+    np.testing.assert_allclose(average.weights()[0], [3.0])
+    assert not WeightAverage(start=0).update(5, [np.array([1.0])])
