@@ -128,6 +128,26 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
 
 
 @main.command()
+@click.argument("results", nargs=-1, required=True,
+                type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Also write the summary as JSON.")
+def seeds(results: tuple[Path, ...], json_out: Path | None) -> None:
+    """Mean ± spread over seeds of `edge-train evaluate --json` RESULTS (one file per seed)."""
+    from host_training.seeds import load_results, markdown, summarize_seeds
+
+    try:
+        summary = summarize_seeds(load_results(list(results)))
+    except (ValueError, KeyError, TypeError) as error:
+        _fail(f"not an `edge-train evaluate --json` result: {error}")
+    if not summary:
+        _fail("the results share no split")
+    click.echo(markdown(summary))
+    if json_out:
+        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+@main.command()
 @data_option
 @click.option("--split", default="train", show_default=True,
               help="Split whose bona fide clips get vocoded twins.")
