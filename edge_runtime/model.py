@@ -27,7 +27,9 @@ from edge_runtime.errors import ModelError
 from edge_runtime.frontend import FrontendConfig
 
 CARD_FORMAT_VERSION = 1
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models"
+# The shipped models and their cards: package data (pyproject ships every *.tflite and *.json
+# here), so an installed wheel finds them; training writes its exports here too.
+MODEL_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL_NAME = "edge_detect.tflite"
 
 # Preference order: LiteRT is maintained and 4-5x faster here (XNNPACK int8 kernels);
@@ -85,7 +87,7 @@ def _native_stderr_captured() -> Iterator[list[str]]:
 
 
 def default_model_path() -> Path:
-    return DEFAULT_MODEL_DIR / DEFAULT_MODEL_NAME
+    return MODEL_DIR / DEFAULT_MODEL_NAME
 
 
 def card_path_for(model_path: Path) -> Path:

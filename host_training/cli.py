@@ -78,14 +78,17 @@ def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache
 @click.option("--run", "run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
               required=True, help="A run folder written by `edge-train train`.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("models/edge_detect.tflite"), show_default=True)
+              default=None, help="Where to write the .tflite and its .json card "
+              "(default: the shipped model, edge_runtime/models/edge_detect.tflite).")
 @data_option
 @cache_option
-def export(run_dir: Path, out_path: Path, data_root: Path | None, cache_dir: Path) -> None:
+def export(run_dir: Path, out_path: Path | None, data_root: Path | None,
+           cache_dir: Path) -> None:
     """Export the run's best model to full-integer int8 TFLite plus its model card."""
+    from edge_runtime.model import default_model_path
     from host_training.export import export_run
 
-    export_run(run_dir, out_path, data_root, cache_dir)
+    export_run(run_dir, out_path or default_model_path(), data_root, cache_dir)
 
 
 @main.command()
@@ -167,13 +170,15 @@ def synth(data_root: Path | None, split: str, out_root: Path, vocoders: str | No
 @click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="The .tflite whose card to render (default: the shipped model).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("models/README.md"), show_default=True)
-def card(model_path: Path | None, out_path: Path) -> None:
+              default=None, help="Default: README.md beside the model.")
+def card(model_path: Path | None, out_path: Path | None) -> None:
     """Write the human model card (markdown) from the model's JSON card."""
     from edge_runtime.model import default_model_path
     from host_training.model_card import write_model_card
 
-    write_model_card(model_path or default_model_path(), out_path)
+    model_path = model_path or default_model_path()
+    out_path = out_path or model_path.with_name("README.md")
+    write_model_card(model_path, out_path)
     click.echo(f"wrote {out_path}")
 
 
