@@ -35,6 +35,7 @@ from edge_runtime.errors import (
     DeviceError,
 )
 from edge_runtime.stream import DetectionEvent, LiveDetector
+from edge_runtime.wording import counted
 
 log = logging.getLogger("edge_runtime")
 
@@ -49,7 +50,7 @@ def format_event(event: DetectionEvent) -> str:
     start, end = event.utterance or (event.t, event.t)
     label = "SPOOF" if event.decision == "spoof" else "bona fide"
     return (f"{event.t:8.2f}s  {label}  score {event.score:.4f}  "
-            f"(utterance {start:.2f}-{end:.2f} s, {event.windows} windows)")
+            f"(utterance {start:.2f}-{end:.2f} s, {counted(event.windows, 'window')})")
 
 
 @dataclass(frozen=True)

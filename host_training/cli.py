@@ -208,6 +208,7 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
     from edge_runtime.errors import EdgeDetectError
     from edge_runtime.metrics import equal_error_rate
     from edge_runtime.model import SpoofModel, card_path_for, default_model_path
+    from edge_runtime.wording import counted
     from host_training.datasets import AUDIO_SUFFIXES
 
     def folder_scores(folder: Path) -> np.ndarray:
@@ -230,10 +231,10 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
     if bona.size == 0:
         _fail(f"{bonafide_dir}: no readable bona fide recordings")
     result = calibrate_scores(bona, target_frr)
-    click.echo(f"{result.describe().replace('windows', 'clips')}; "
+    click.echo(f"{result.describe().replace('window', 'clip')}; "
                f"card threshold was {scorer.model.threshold:.6f}")
     if target_frr > 0 and not result.enough:
-        click.echo(f"warning: {result.windows} clips cannot resolve a {target_frr:.1%} "
+        click.echo(f"warning: {counted(result.windows, 'clip')} cannot resolve a {target_frr:.1%} "
                    "false-rejection rate; record more", err=True)
     if spoof_dir is not None:
         spoof = folder_scores(spoof_dir)
@@ -246,7 +247,7 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
         card = json.loads(path.read_text())
         card["threshold"] = result.threshold
         card["threshold_source"] = (f"edge-train calibrate: {target_frr:.1%} FRR on "
-                                    f"{result.windows} clips from {bonafide_dir}")
+                                    f"{counted(result.windows, 'clip')} from {bonafide_dir}")
         temporary = path.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(card, indent=2) + "\n")
         temporary.replace(path)

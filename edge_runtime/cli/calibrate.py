@@ -106,12 +106,12 @@ def calibrate(config_path: Path, seconds: float | None, files: tuple[Path, ...],
                          "gate.threshold_db)")
     result = calibrate(scores, target)
     if not result.enough:
-        log.warning("only %d windows: too few to resolve a %.1f%% FRR; record longer",
-                    result.windows, target * 100)
+        log.warning("only %s: too few to resolve a %.1f%% FRR; record longer",
+                    counted(result.windows, "window"), target * 100)
     if dry_run:
         click.echo(f"{config_path}: {result.describe()} (not written: --dry-run)")
         return
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     write_threshold(config_path, result.threshold,
-                    comment=f"calibrated {stamp}: FRR {target:.1%} on {result.windows} windows")
+                    comment=f"calibrated {stamp}: FRR {target:.1%} on {counted(result.windows, 'window')}")
     click.echo(f"{config_path}: {result.describe()}; written")
