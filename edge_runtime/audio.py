@@ -13,11 +13,14 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 
 from edge_runtime.errors import AudioError
 
+# What counts as an audio file when a folder is searched (libsndfile reads each of these).
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 # A clip shorter than this carries too little speech to score (and cannot fill one FFT frame).
 MIN_SECONDS = 0.05
 # Below 4 kHz there is no speech band left to judge; above 384 kHz no audio interface records,
@@ -32,6 +35,12 @@ READ_BLOCK_FRAMES = 1 << 16
 # Cut-off of the DC blocker: far below the front end's lowest band (fmin 20 Hz), which it
 # attenuates by 0.04 dB, while a constant offset is gone after a few hundred milliseconds.
 DC_BLOCK_HZ = 2.0
+
+
+def audio_files_in(folder: Path) -> list[Path]:
+    """Every audio file below ``folder`` (by suffix, any case), sorted."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
 
 
 def display_path(path: str | os.PathLike[str] | bytes) -> str:

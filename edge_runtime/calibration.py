@@ -33,7 +33,8 @@ class Calibration:
 
     def describe(self) -> str:
         return (f"threshold {self.threshold:.6f} at target FRR {self.target_frr:.1%} "
-                f"(measured {self.measured_frr:.1%} on {counted(self.windows, 'bona fide window')})")
+                f"(measured {self.measured_frr:.1%} on "
+                f"{counted(self.windows, 'bona fide window')})")
 
 
 def bonafide_window_scores(make_detector: Callable[[], LiveDetector],

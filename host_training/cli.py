@@ -203,16 +203,16 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
     (what `edge-detect classify` compares with the threshold)."""
     import numpy as np
 
+    from edge_runtime.audio import audio_files_in
     from edge_runtime.calibration import calibrate as calibrate_scores
     from edge_runtime.clip import ClipScorer
     from edge_runtime.errors import EdgeDetectError
     from edge_runtime.metrics import equal_error_rate
     from edge_runtime.model import SpoofModel, card_path_for, default_model_path
     from edge_runtime.wording import counted
-    from host_training.datasets import AUDIO_SUFFIXES
 
     def folder_scores(folder: Path) -> np.ndarray:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        files = audio_files_in(folder)
         if not files:
             _fail(f"{folder}: no audio files")
         scores = []

@@ -10,17 +10,15 @@ import click
 
 from edge_runtime.cli.options import model_option, threads_option
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"}
-
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
+    from edge_runtime.audio import audio_files_in
     from edge_runtime.errors import AudioError
 
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            files = audio_files_in(path)
             if not files:
                 raise AudioError(f"{path}: no audio files in this folder")
             found.extend(files)
@@ -56,6 +54,7 @@ def calibrate(config_path: Path, seconds: float | None, files: tuple[Path, ...],
     from edge_runtime.errors import AudioError
     from edge_runtime.model import SpoofModel
     from edge_runtime.stream import detector_from_profile
+    from edge_runtime.wording import counted
 
     setup_logging()
     log = logging.getLogger("edge_runtime")
@@ -113,5 +112,6 @@ def calibrate(config_path: Path, seconds: float | None, files: tuple[Path, ...],
         return
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     write_threshold(config_path, result.threshold,
-                    comment=f"calibrated {stamp}: FRR {target:.1%} on {counted(result.windows, 'window')}")
+                    comment=f"calibrated {stamp}: FRR {target:.1%} on "
+                            f"{counted(result.windows, 'window')}")
     click.echo(f"{config_path}: {result.describe()}; written")
