@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.atomic import write_text_atomically
 from edge_runtime.errors import ConfigError
 
 GATE_KINDS = ("energy", "webrtcvad", "off")
@@ -450,16 +450,5 @@ def write_threshold(path: str | os.PathLike[str], threshold: float,
         raise ConfigError(f"{path}: could not update the threshold ({error})") from None
     if updated.model.threshold != float(threshold):
         raise ConfigError(f"{path}: could not update the threshold line")
-    mode = path.stat().st_mode & 0o777
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, text, durable=True)
     return updated

@@ -112,10 +112,12 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
              splits: tuple[str, ...], conditions: tuple[str, ...], update_card: bool,
              det_path: Path | None, keras_path: Path | None, json_out: Path | None) -> None:
     """EER (pooled and per attack), minDCF and accuracy of the int8 model per split."""
+    from edge_runtime.atomic import write_text_atomically
     from edge_runtime.errors import EdgeDetectError
     from edge_runtime.model import default_model_path
     from host_training.datasets import DatasetError, default_data_root
-    from host_training.evaluate import evaluate_model, markdown_table, record_on_card
+    from host_training.evaluate import evaluate_model, markdown_table
+    from host_training.model_card import record_metrics
 
     try:
         results = evaluate_model(model_path, data_root or default_data_root(), list(splits),
@@ -124,9 +126,9 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
         _fail(str(error))
     click.echo(markdown_table(results))
     if json_out:
-        json_out.write_text(json.dumps(results, indent=2))
+        write_text_atomically(json_out, json.dumps(results, indent=2) + "\n")
     if update_card:
-        record_on_card(model_path or default_model_path(), results)
+        record_metrics(model_path or default_model_path(), results)
         click.echo("metrics recorded on the model card")
 
 
@@ -210,6 +212,7 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
     from edge_runtime.metrics import equal_error_rate
     from edge_runtime.model import SpoofModel, card_path_for, default_model_path
     from edge_runtime.wording import counted
+    from host_training.model_card import update_card
 
     def folder_scores(folder: Path) -> np.ndarray:
         files = audio_files_in(folder)
@@ -243,15 +246,11 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
             click.echo(f"spoof accepted at this threshold: {accepted:.1%} of {spoof.size}; "
                        f"EER on these recordings {equal_error_rate(bona, spoof).eer:.1%}")
     if write_card:
-        path = card_path_for(model_path or default_model_path())
-        card = json.loads(path.read_text())
-        card["threshold"] = result.threshold
-        card["threshold_source"] = (f"edge-train calibrate: {target_frr:.1%} FRR on "
-                                    f"{counted(result.windows, 'clip')} from {bonafide_dir}")
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(card, indent=2) + "\n")
-        temporary.replace(path)
-        click.echo(f"threshold written to {path}")
+        written = model_path or default_model_path()
+        update_card(written, threshold=result.threshold,
+                    threshold_source=f"edge-train calibrate: {target_frr:.1%} FRR on "
+                                     f"{counted(result.windows, 'clip')} from {bonafide_dir}")
+        click.echo(f"threshold written to {card_path_for(written)}")
 
 
 _register_vocoder()

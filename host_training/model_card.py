@@ -1,5 +1,7 @@
-"""Writes the human model card (markdown) from a model's JSON card, so every figure in it comes
-from `edge-train export` and `edge-train evaluate --update-card`, not from hand editing."""
+"""The model card's one writer on the host: the JSON card beside the model (written by
+`edge-train export`, updated by `evaluate --update-card` and `calibrate --write-card`), and the
+human model card rendered from it, so every figure in it comes from those commands, not from
+hand editing."""
 
 from __future__ import annotations
 
@@ -7,8 +9,48 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.model import card_path_for
+from edge_runtime.atomic import atomic_output, write_text_atomically
+from edge_runtime.errors import ModelError
+from edge_runtime.model import ModelCard, card_path_for
 from host_training.evaluate import markdown_table
+
+
+def read_card(model_path: Path) -> dict[str, Any]:
+    """The JSON card of ``model_path`` as a dict (every field, known to the board or not)."""
+    return json.loads(card_path_for(model_path).read_text(encoding="utf-8"))
+
+
+def write_card(model_path: Path, card: ModelCard | dict[str, Any]) -> Path:
+    """Writes the card beside ``model_path`` atomically, after the board's own parser has read
+    it back: a card the board would refuse never replaces the one in place."""
+    path = card_path_for(model_path)
+    raw = card.to_dict() if isinstance(card, ModelCard) else card
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+        try:
+            ModelCard.from_json(temporary)
+        except ModelError as error:
+            raise ModelError(str(error).replace(str(temporary), str(path))) from None
+    return path
+
+
+def update_card(model_path: Path, **fields: Any) -> dict[str, Any]:
+    """Replaces the given top-level fields of the card; the rest stays as it was."""
+    card = read_card(model_path)
+    card.update(fields)
+    write_card(model_path, card)
+    return card
+
+
+def record_metrics(model_path: Path, results: dict[str, Any]) -> None:
+    """Stores evaluation results on the card (the sha256 of the .tflite is unchanged).
+
+    Merged per split, so a later run with --condition adds to the clean figures (and a re-run
+    of the clean figures keeps the robustness ones) instead of replacing them."""
+    metrics = read_card(model_path).get("metrics", {})
+    for split, values in results.items():
+        metrics.setdefault(split, {}).update(values)
+    update_card(model_path, metrics=metrics)
 
 LIMITATIONS = """\
 - Trained on about two hours of speech (spoofmix train): English read speech, letters and
@@ -114,5 +156,4 @@ def render(card: dict[str, Any]) -> str:
 
 
 def write_model_card(model_path: Path, out_path: Path) -> None:
-    card = json.loads(card_path_for(model_path).read_text())
-    out_path.write_text(render(card))
+    write_text_atomically(out_path, render(read_card(model_path)))

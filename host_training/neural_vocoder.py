@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.atomic import atomic_output, write_text_atomically
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FAMILIES = ("hifigan", "melgan", "nsf")
@@ -459,14 +461,11 @@ def save_vocoder(model, config: VocoderConfig, folder: Path,
                  summary: dict[str, object] | None = None) -> None:
     """Weights and config.json, each replaced atomically (a reader never sees half a file)."""
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f"partial.{WEIGHTS_FILE}"
-    model.save_weights(temporary)
-    os.replace(temporary, folder / WEIGHTS_FILE)
+    with atomic_output(folder / WEIGHTS_FILE) as temporary:
+        model.save_weights(temporary)
     payload = {"config": config.to_dict(), "params": count_params(model),
                "training": summary or {}}
-    text_tmp = folder / f"{CONFIG_FILE}.tmp"
-    text_tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(text_tmp, folder / CONFIG_FILE)
+    write_text_atomically(folder / CONFIG_FILE, json.dumps(payload, indent=2) + "\n")
 
 
 @dataclass
@@ -810,9 +809,8 @@ def write_flac(path: Path, audio: np.ndarray, rate: int) -> None:
     peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if peak > FULL_SCALE:
         audio = audio * (FULL_SCALE / peak)
-    temporary = path.with_name(f".{path.stem}.partial.flac")
-    sf.write(temporary, audio, rate, subtype="PCM_16", format="FLAC")
-    os.replace(temporary, path)
+    with atomic_output(path) as temporary:
+        sf.write(temporary, audio, rate, subtype="PCM_16", format="FLAC")
 
 
 def vocode_corpus(vocoder: Vocoder, utterances, waves: Sequence[np.ndarray], out: Path,
@@ -851,9 +849,7 @@ def vocode_corpus(vocoder: Vocoder, utterances, waves: Sequence[np.ndarray], out
     protocol = out / "protocols" / f"{split}.txt"
     lines = [f"{u.speaker} {twin_id} - neural_{name} spoof\n"
              for u, twin_id in zip(utterances, ids, strict=True)]
-    temporary = protocol.with_suffix(".txt.tmp")
-    temporary.write_text("".join(lines))
-    os.replace(temporary, protocol)
+    write_text_atomically(protocol, "".join(lines))
     return {"clips": len(todo), "audio_seconds": seconds, "wall_seconds": elapsed,
             "realtime_factor": seconds / elapsed if elapsed > 0 else math.inf}
 

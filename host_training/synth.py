@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy import linalg, signal
 
+from edge_runtime.atomic import atomic_output, remove_partial_files, write_text_atomically
 from edge_runtime.audio import resample
 from host_training.datasets import Utterance
 
@@ -283,9 +284,8 @@ def _synth_one(job: SynthJob, vocoders: Sequence[str], audio_dir: Path, rate: in
             result.errors.append(f"{job.path}: {error}")
             continue
         target = audio_dir / f"{twin}.flac"
-        partial = target.with_name(f".{twin}.part.flac")
-        sf.write(partial, out, rate, subtype="PCM_16")
-        partial.replace(target)
+        with atomic_output(target) as partial:
+            sf.write(partial, out, rate, subtype="PCM_16")
         result.lines.append(f"{job.speaker} {twin} - {SYSTEM_PREFIX}{name} spoof")
     return result
 
@@ -304,17 +304,14 @@ def _utt_ids(utterances: Sequence[Utterance]) -> list[str]:
 def _resume_state(protocol: Path, audio_dir: Path) -> set[str]:
     """Twins already finished. Lines whose audio has gone (and leftovers of a write that was
     cut short) are dropped first, so redoing them cannot list a twin twice."""
-    for leftover in audio_dir.glob(".*.part.flac"):
-        leftover.unlink()
+    remove_partial_files(audio_dir)
     if not protocol.exists():
         return set()
     lines = protocol.read_text(encoding="utf-8").splitlines()
     kept = [line for line in lines if len(line.split()) == 5
             and (audio_dir / f"{line.split()[1]}.flac").exists()]
     if len(kept) != len(lines):
-        partial = protocol.with_name(f".{protocol.name}.part")
-        partial.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
-        partial.replace(protocol)
+        write_text_atomically(protocol, "".join(f"{line}\n" for line in kept))
     return {line.split()[1] for line in kept}
 
 
