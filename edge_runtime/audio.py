@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.errors import AudioError
+from edge_runtime.frontend import DEFAULT_SAMPLE_RATE
 
 # What counts as an audio file when a folder is searched (libsndfile reads each of these).
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif", ".au")
@@ -41,6 +42,16 @@ def audio_files_in(folder: Path) -> list[Path]:
     """Every audio file below ``folder`` (by suffix, any case), sorted."""
     return sorted(p for p in folder.rglob("*")
                   if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+
+
+def rms(audio: np.ndarray) -> float:
+    """Root mean square of the samples, accumulated in float64; 0 for no samples."""
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+
+
+def level_dbfs(audio: np.ndarray) -> float:
+    """Mean power in dB relative to full scale; digital silence gives -120 dB, not -inf."""
+    return float(10.0 * np.log10(np.mean(np.square(audio, dtype=np.float64)) + 1e-12))
 
 
 def display_path(path: str | os.PathLike[str] | bytes) -> str:
@@ -304,7 +315,7 @@ class DCBlocker:
         return y.astype(np.float32)
 
 
-def stream_audio(path: str | os.PathLike[str] | bytes, sample_rate: int = 16000,
+def stream_audio(path: str | os.PathLike[str] | bytes, sample_rate: int = DEFAULT_SAMPLE_RATE,
                  remove_dc: bool = False,
                  block_frames: int = READ_BLOCK_FRAMES) -> Iterator[np.ndarray]:
     """Yields a file as float32 mono blocks at ``sample_rate``, in bounded memory.
@@ -354,7 +365,8 @@ def check_samples(audio: np.ndarray, source: str, sample_rate: int) -> np.ndarra
     return audio
 
 
-def load_audio(path: str | os.PathLike[str] | bytes, sample_rate: int = 16000) -> np.ndarray:
+def load_audio(path: str | os.PathLike[str] | bytes,
+               sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """Reads WAV/FLAC/OGG/... as float32 mono at ``sample_rate``; raises AudioError."""
     blocks = list(stream_audio(path, sample_rate))
     audio = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]

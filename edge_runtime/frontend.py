@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+# The rate the shipped front end (and so every file, stream and training clip) works at.
+DEFAULT_SAMPLE_RATE = 16000
 FilterScale = Literal["mel", "linear"]
 Normalization = Literal["none", "window_mean"]
 
@@ -26,7 +28,7 @@ Normalization = Literal["none", "window_mean"]
 class FrontendConfig:
     """Every parameter of the features; the model card records all of them."""
 
-    sample_rate: int = 16000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     n_fft: int = 512
     win_length: int = 400
     hop_length: int = 160

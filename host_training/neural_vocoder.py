@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.atomic import atomic_output, write_text_atomically
+from edge_runtime.audio import rms
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -627,9 +628,6 @@ def load_vocoder(folder: Path | str) -> Vocoder:
     return Vocoder(model, config, folder)
 
 
-def _rms(audio: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
-
 
 def resynthesize_many(waves: Sequence[np.ndarray], rate: int, vocoder: Vocoder,
                       batch_seconds: float = 24.0, seed: int = 0,
@@ -679,14 +677,14 @@ def resynthesize_many(waves: Sequence[np.ndarray], rate: int, vocoder: Vocoder,
         for row, index in enumerate(members):
             source_wave = prepared[index]
             twin = synthesised[row, :len(source_wave)].astype(np.float64)
-            target, current = _rms(source_wave), _rms(twin)
+            target, current = rms(source_wave), rms(twin)
             twin = twin * (target / current) if current > 0 else twin
             if rate != config.sample_rate:
                 twin = resample(twin.astype(np.float32), config.sample_rate, rate)
                 length = len(waves[index])
                 twin = np.pad(twin, (0, max(0, length - len(twin))))[:length]
-                current = _rms(twin)
-                twin = twin * (_rms(waves[index]) / current) if current > 0 else twin
+                current = rms(twin)
+                twin = twin * (rms(waves[index]) / current) if current > 0 else twin
             outputs[index] = np.asarray(twin, np.float32)
         position += len(members)
         if progress is not None:
@@ -753,7 +751,7 @@ def quality_report(sources: Sequence[np.ndarray], twins: Sequence[np.ndarray],
         "shuffled_mel_l1", "shuffled_mel_l1_60db")}
     for source, twin in zip(sources, twins, strict=True):
         noise = rng.standard_normal(len(source)).astype(np.float32)
-        noise *= _rms(source) / max(_rms(noise), 1e-12)
+        noise *= rms(source) / max(rms(noise), 1e-12)
         hop = config.hop
         blocks = [source[i:i + hop] for i in range(0, len(source), hop)]
         shuffled = np.concatenate([blocks[i] for i in rng.permutation(len(blocks))])

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import linalg, signal
 
 from edge_runtime.atomic import atomic_output, remove_partial_files, write_text_atomically
-from edge_runtime.audio import resample
+from edge_runtime.audio import resample, rms
 from host_training.datasets import Utterance
 
 VocoderFn = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
@@ -42,9 +42,6 @@ SYSTEM_PREFIX = "synth_"
 class SynthError(ValueError):
     """A vocoder that is unknown or cannot run here, or a clip it cannot process."""
 
-
-def _rms(audio: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
 
 
 def _fit(audio: np.ndarray, length: int) -> np.ndarray:
@@ -97,7 +94,7 @@ def mlsa(audio: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
     # The MLSA filter's Pade approximation is stable for a bounded cepstral range only: a
     # noise floor 60 dB under the speech keeps the envelope out of digital-silence depths.
     x = audio.astype(np.float64)
-    x = x + max(_rms(x), 1e-5) * 1e-3 * rng.standard_normal(x.shape[0])
+    x = x + max(rms(x), 1e-5) * 1e-3 * rng.standard_normal(x.shape[0])
     hop, length, order = rate // 200, 2 ** int(np.ceil(np.log2(rate * 0.032))), 24
     alpha = {8000: 0.31, 16000: 0.42, 22050: 0.455, 24000: 0.466}.get(rate, 0.42)
     frames = _frames(x, length, hop) * np.blackman(length)
@@ -232,10 +229,10 @@ def vocode(audio: np.ndarray, rate: int, vocoder: str, rng: np.random.Generator)
     out = _fit(out, source.shape[0])
     if not np.all(np.isfinite(out)) or np.max(np.abs(out)) > 1e3:
         raise SynthError(f"{vocoder} became unstable on this clip")
-    level = _rms(out)
+    level = rms(out)
     if level < 1e-9:
         raise SynthError(f"{vocoder} produced silence")
-    out *= _rms(source) / level
+    out *= rms(source) / level
     peak = float(np.max(np.abs(out)))
     if peak > 0.999:
         out *= 0.999 / peak
