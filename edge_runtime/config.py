@@ -20,6 +20,16 @@ from typing import Any
 from edge_runtime.atomic import write_text_atomically
 from edge_runtime.errors import ConfigError
 
+# Defaults and ranges that a profile field shares with its command-line flag (and the bench),
+# stated here only. Ranges are inclusive (low, high).
+DEFAULT_HOP_SECONDS = 0.5  # seconds between scored windows of live detection
+HOP_RANGE = (0.01, 4.0)  # at most one window length: no audio goes unscored
+CAPTURE_RATE_RANGE = (8000, 384000)  # Hz, microphone or stdin PCM
+CHANNELS_RANGE = (1, 32)
+CHUNK_RANGE = (64, 65536)  # frames per read
+THREADS_RANGE = (1, 64)
+CALIBRATION_SECONDS_RANGE = (1.0, 3600.0)
+
 GATE_KINDS = ("energy", "webrtcvad", "off")
 SMOOTHING_METHODS = ("mean", "k_of_n")
 GPIO_TRIGGERS = ("spoof", "bonafide")
@@ -45,7 +55,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class StreamConfig:
-    hop: float = 0.5  # seconds between scored windows
+    hop: float = DEFAULT_HOP_SECONDS
     max_utterance: float = 10.0  # an utterance longer than this is decided and a new one starts
 
 
@@ -221,9 +231,10 @@ def _audio(f: _Fields | None) -> AudioConfig:
     d = AudioConfig()
     cfg = AudioConfig(
         device=f.int_or_string("device"),
-        rate=f.integer("rate", d.rate, low=8000, high=384000),
-        channels=f.integer("channels", d.channels, low=1, high=32),
-        chunk=f.integer("chunk", d.chunk, low=64, high=65536),
+        rate=f.integer("rate", d.rate, low=CAPTURE_RATE_RANGE[0], high=CAPTURE_RATE_RANGE[1]),
+        channels=f.integer("channels", d.channels, low=CHANNELS_RANGE[0],
+                           high=CHANNELS_RANGE[1]),
+        chunk=f.integer("chunk", d.chunk, low=CHUNK_RANGE[0], high=CHUNK_RANGE[1]),
         retries=f.integer("retries", d.retries, low=0, high=1000),
         retry_backoff=f.number("retry_backoff", d.retry_backoff, low=0.0, high=60.0),
         stall_timeout=f.number("stall_timeout", d.stall_timeout, low=0.0, high=600.0,
@@ -238,7 +249,7 @@ def _model(f: _Fields | None) -> ModelConfig:
         return ModelConfig()
     cfg = ModelConfig(
         path=f.path("path"),
-        threads=f.integer("threads", None, low=1, high=64),
+        threads=f.integer("threads", None, low=THREADS_RANGE[0], high=THREADS_RANGE[1]),
         threshold=f.number("threshold", None, low=0.0, high=1.0),
     )
     f.done()
@@ -250,7 +261,7 @@ def _stream(f: _Fields | None) -> StreamConfig:
         return StreamConfig()
     d = StreamConfig()
     cfg = StreamConfig(
-        hop=f.number("hop", d.hop, low=0.01, high=4.0),
+        hop=f.number("hop", d.hop, low=HOP_RANGE[0], high=HOP_RANGE[1]),
         max_utterance=f.number("max_utterance", d.max_utterance, low=1.0, high=600.0),
     )
     f.done()
@@ -335,7 +346,8 @@ def _calibration(f: _Fields | None) -> CalibrationConfig:
         raise ConfigError(f"{f._name('target_frr')}: must be < 1, got {target:g}")
     cfg = CalibrationConfig(
         target_frr=target,
-        seconds=f.number("seconds", d.seconds, low=1.0, high=3600.0),
+        seconds=f.number("seconds", d.seconds, low=CALIBRATION_SECONDS_RANGE[0],
+                         high=CALIBRATION_SECONDS_RANGE[1]),
     )
     f.done()
     return cfg

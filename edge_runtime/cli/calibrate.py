@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edge_runtime.cli.options import model_option, threads_option
+from edge_runtime.config import CALIBRATION_SECONDS_RANGE
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
@@ -32,7 +33,7 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 @click.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
               help="The profile whose [model] threshold is rewritten.")
-@click.option("--seconds", type=click.FloatRange(1.0, 3600.0), default=None,
+@click.option("--seconds", type=click.FloatRange(*CALIBRATION_SECONDS_RANGE), default=None,
               help="Seconds to record (default: the profile's calibration.seconds).")
 @click.option("--files", "files", multiple=True, type=click.Path(path_type=Path),
               help="Bona fide recordings (files or folders) instead of the microphone; "
