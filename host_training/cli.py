@@ -9,23 +9,12 @@ from pathlib import Path
 
 import click
 
+from edge_runtime.errors import EXIT_INPUT_ERROR
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEFAULT_CACHE = Path("cache")
-data_option = click.option(
-    "--data", "data_root", type=click.Path(path_type=Path, file_okay=False), default=None,
-    help="Corpus root (protocols/ + <split>/flac, or bonafide/ + spoof/ folders). "
-         "Default: $EDGE_DETECT_DATA, else ../shared/data/spoofmix.",
-)
-cache_option = click.option(
-    "--cache", "cache_dir", type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_CACHE, show_default=True, help="Folder for decoded-audio caches.",
-)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"edge-train: error: {message}", err=True)
-    sys.exit(2)
+from host_training.cli_options import cache_option, data_option
+from host_training.cli_options import fail as _fail
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +23,7 @@ def main() -> None:
 
 
 def _register_vocoder() -> None:
-    from host_training.neural_vocoder import build_cli as vocoder_cli
+    from host_training.vocoders.cli import build_cli as vocoder_cli
 
     main.add_command(vocoder_cli(), name="vocoder")
 
@@ -165,7 +154,7 @@ def synth(data_root: Path | None, split: str, out_root: Path, vocoders: str | No
     click.echo(f"{summary.written} twins written, {summary.skipped} already there; "
                f"protocol {summary.protocol}")
     if summary.errors:
-        sys.exit(2)
+        sys.exit(EXIT_INPUT_ERROR)
 
 
 @main.command()

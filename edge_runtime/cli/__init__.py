@@ -13,10 +13,13 @@ from typing import Any
 import click
 
 from edge_runtime import __version__
-from edge_runtime.errors import EXIT_INPUT_ERROR, EXIT_RUNTIME_FAULT, EdgeDetectError
-
-EXIT_INTERRUPTED = 130
-EXIT_OUTPUT_CLOSED = 141  # as if killed by SIGPIPE (128 + 13), what shells expect
+from edge_runtime.errors import (
+    EXIT_INPUT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OUTPUT_CLOSED,
+    EXIT_RUNTIME_FAULT,
+    EdgeDetectError,
+)
 
 
 class EdgeDetectGroup(click.Group):

@@ -23,9 +23,7 @@ from edge_runtime.config import (
     DEFAULT_HOP_SECONDS,
     HOP_RANGE,
 )
-
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
+from edge_runtime.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 
 class Terminated(BaseException):
