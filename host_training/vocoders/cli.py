@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,19 @@ def build_cli():
 
         return data_root or default_data_root()
 
+    vocoder_option = click.option("--vocoder", "vocoder_dir", type=click.Path(path_type=Path),
+                                  required=True, help="A folder written by `vocoder train`.")
+
+    def vocoder_and_clips(vocoder_dir: Path, data_root: Path | None, split: str,
+                          cache_dir: Path) -> tuple[Any, list, list[np.ndarray]]:
+        """The vocoder, and the bona fide clips of a split at its rate; exit 2 if either fails."""
+        try:
+            vocoder = load_vocoder(vocoder_dir)
+            utterances = _bonafide(root_of(data_root), split)
+            return vocoder, utterances, _load(utterances, vocoder.config.sample_rate, cache_dir)
+        except VocoderError as error:
+            fail(str(error))
+
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
     def main() -> None:
         """Small neural vocoders trained on bona fide speech, and their vocoded twins."""
@@ -96,7 +110,7 @@ def build_cli():
                    f"mel L1 {summary.final_mel_l1:.4f}); saved to {out_dir}")
 
     @main.command()
-    @click.option("--vocoder", "vocoder_dir", type=click.Path(path_type=Path), required=True)
+    @vocoder_option
     @data_option
     @cache_option
     @click.option("--split", default="train", show_default=True)
@@ -113,10 +127,8 @@ def build_cli():
             fail(f"{out_dir}: exists and is not a folder")
         if name is not None and (not name or any(c.isspace() or c == "/" for c in name)):
             fail(f"--name {name!r}: use a non-empty name without spaces or '/'")
+        vocoder, utterances, waves = vocoder_and_clips(vocoder_dir, data_root, split, cache_dir)
         try:
-            vocoder = load_vocoder(vocoder_dir)
-            utterances = _bonafide(root_of(data_root), split)
-            waves = _load(utterances, vocoder.config.sample_rate, cache_dir)
             stats = vocode_corpus(vocoder, utterances, waves, out_dir, split,
                                   name or vocoder.config.family, batch_seconds)
         except VocoderError as error:
@@ -130,7 +142,7 @@ def build_cli():
                    f"protocol {out_dir / 'protocols' / f'{split}.txt'}")
 
     @main.command()
-    @click.option("--vocoder", "vocoder_dir", type=click.Path(path_type=Path), required=True)
+    @vocoder_option
     @data_option
     @cache_option
     @click.option("--split", default="dev", show_default=True)
@@ -140,13 +152,7 @@ def build_cli():
     def quality(vocoder_dir: Path, data_root: Path | None, cache_dir: Path, split: str,
                 clips: int, seed: int, as_json: bool) -> None:
         """Mel L1 and log-spectral distance of twins vs sources on held-out bona fide clips."""
-        try:
-            vocoder = load_vocoder(vocoder_dir)
-            utterances = _bonafide(root_of(data_root), split)
-            waves = _load(utterances, vocoder.config.sample_rate, cache_dir)
-        except VocoderError as error:
-            fail(str(error))
-            return
+        vocoder, _, waves = vocoder_and_clips(vocoder_dir, data_root, split, cache_dir)
         rng = np.random.default_rng(seed)
         chosen = sorted(rng.choice(len(waves), min(clips, len(waves)), replace=False))
         sources = [waves[i] for i in chosen]
