@@ -137,7 +137,9 @@ class GpioLine:
                 warnings.simplefilter("ignore")
                 self.device = OutputDevice(pin, active_high=active_high, initial_value=False)
         except (GPIOZeroError, OSError, ValueError) as error:
-            raise DeviceError(f"cannot drive GPIO pin {pin} ({error})") from None
+            hint = ("; off a board, GPIOZERO_PIN_FACTORY=mock runs without one"
+                    if "GPIOZERO_PIN_FACTORY" not in os.environ else "")
+            raise DeviceError(f"cannot drive GPIO pin {pin} ({error}){hint}") from None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
