@@ -35,7 +35,7 @@ import numpy as np
 
 from edge_runtime import __version__
 from edge_runtime.bench_report import SCHEMA, SCHEMA_VERSION
-from edge_runtime.config import DEFAULT_HOP_SECONDS, HOP_RANGE
+from edge_runtime.defaults import DEFAULT_HOP_SECONDS, HOP_RANGE
 from edge_runtime.errors import ConfigError
 from edge_runtime.machine import current_rss_bytes, device_info, peak_rss_bytes, rss_breakdown_bytes
 

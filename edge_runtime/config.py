@@ -18,17 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.atomic import write_text_atomically
+from edge_runtime.defaults import (
+    CALIBRATION_SECONDS_RANGE,
+    CAPTURE_RATE_RANGE,
+    CHANNELS_RANGE,
+    CHUNK_RANGE,
+    DEFAULT_HOP_SECONDS,
+    HOP_RANGE,
+    THREADS_RANGE,
+)
 from edge_runtime.errors import ConfigError
-
-# Defaults and ranges that a profile field shares with its command-line flag (and the bench),
-# stated here only. Ranges are inclusive (low, high).
-DEFAULT_HOP_SECONDS = 0.5  # seconds between scored windows of live detection
-HOP_RANGE = (0.01, 4.0)  # at most one window length: no audio goes unscored
-CAPTURE_RATE_RANGE = (8000, 384000)  # Hz, microphone or stdin PCM
-CHANNELS_RANGE = (1, 32)
-CHUNK_RANGE = (64, 65536)  # frames per read
-THREADS_RANGE = (1, 64)
-CALIBRATION_SECONDS_RANGE = (1.0, 3600.0)
 
 GATE_KINDS = ("energy", "webrtcvad", "off")
 SMOOTHING_METHODS = ("mean", "k_of_n")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from edge_runtime.audio import fit_to_window
-from edge_runtime.config import DEFAULT_HOP_SECONDS
+from edge_runtime.defaults import DEFAULT_HOP_SECONDS
 from edge_runtime.frontend import Frontend, FrontendConfig
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from edge_runtime.cli.options import model_option, threads_option
-from edge_runtime.config import DEFAULT_HOP_SECONDS, HOP_RANGE
+from edge_runtime.defaults import DEFAULT_HOP_SECONDS, HOP_RANGE
 from edge_runtime.errors import ConfigError
 
 

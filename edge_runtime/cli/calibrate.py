@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from edge_runtime.cli.options import model_option, threads_option
-from edge_runtime.config import CALIBRATION_SECONDS_RANGE
+from edge_runtime.defaults import CALIBRATION_SECONDS_RANGE
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:

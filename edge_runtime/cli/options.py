@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edge_runtime.config import THREADS_RANGE
+from edge_runtime.defaults import THREADS_RANGE
 
 model_option = click.option(
     "--model", "model_path", type=click.Path(path_type=Path), default=None,

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from edge_runtime.cli.options import model_option, threads_option
-from edge_runtime.config import (
+from edge_runtime.defaults import (
     CAPTURE_RATE_RANGE,
     CHANNELS_RANGE,
     CHUNK_RANGE,
