@@ -3,8 +3,7 @@
 Files are read in blocks (``stream_audio``) so that an hour-long recording costs the same
 memory as a short one; ``load_audio`` is the same stream gathered into one array, for callers
 that want the whole clip (training). Every failure is an AudioError with one line a person can
-act on. scipy.signal (about 50 MB and 0.4-2 s to import) is imported only when a file is not
-already at the model's rate.
+act on. Resampling and DC blocking are NumPy: scipy is never imported on the board.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import numpy as np
 
 from edge_runtime.errors import AudioError
 from edge_runtime.frontend import DEFAULT_SAMPLE_RATE
+from edge_runtime.polyphase import HALF_LENGTH_PER_RATE, PolyphaseResampler
 
 # What counts as an audio file when a folder is searched (libsndfile reads each of these).
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif", ".au")
@@ -187,21 +187,19 @@ def to_mono(data: np.ndarray) -> np.ndarray:
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling (scipy.signal.resample_poly), imported only when needed."""
+    """Polyphase resampling (``edge_runtime.polyphase``: resample_poly's filter, in NumPy)."""
     if source_rate == target_rate:
         return audio
     if source_rate <= 0 or target_rate <= 0:
         raise AudioError(f"invalid sample rate {source_rate} Hz")
-    from scipy.signal import resample_poly
-
     divisor = math.gcd(source_rate, target_rate)
-    return resample_poly(audio, target_rate // divisor, source_rate // divisor).astype(np.float32)
+    return PolyphaseResampler(target_rate // divisor, source_rate // divisor)(audio)
 
 
 class StreamingResampler:
     """Block-wise ``resample`` whose output equals resampling the whole signal at once.
 
-    resample_poly is run on overlapping segments that start on multiples of the decimation
+    The polyphase filter is run on overlapping segments that start on multiples of the decimation
     factor, so each segment's output samples sit on the global output grid; only the outputs
     whose filter support lies inside the segment are kept. The context on each side covers
     the filter's reach (10 taps per phase), so the kept samples match the one-shot result up
@@ -219,14 +217,8 @@ class StreamingResampler:
         self._done = 0  # global input index up to which output was emitted, multiple of down
         if self.passthrough:
             return
-        from scipy.signal import firwin
-
-        max_rate = max(self.up, self.down)
-        half_len = 10 * max_rate
-        # The filter resample_poly designs for a float32 signal, built once instead of per call.
-        self._filter = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(
-            np.float32
-        )
+        self._resampler = PolyphaseResampler(self.up, self.down)
+        half_len = HALF_LENGTH_PER_RATE * max(self.up, self.down)
         reach = -(-half_len // self.up) + 2
         self._context = self.down * -(-reach // self.down)
         self._step = self.down * max(1, -(-min_step_samples // self.down))
@@ -236,9 +228,7 @@ class StreamingResampler:
         return self.up == self.down == 1
 
     def _run(self, segment: np.ndarray) -> np.ndarray:
-        from scipy.signal import resample_poly
-
-        return resample_poly(segment, self.up, self.down, window=self._filter)
+        return self._resampler(segment)
 
     def push(self, block: np.ndarray) -> np.ndarray:
         """Adds input samples; returns the output samples they completed (maybe none)."""
@@ -276,8 +266,7 @@ class DCBlocker:
 
     The state starts as if the first sample's level had always been there, so a constant
     signal (digital silence with an offset) comes out as exact zeros, with no start-up
-    transient. Computed in NumPy (sub-blocks, cumulative sums) to keep scipy.signal out of the
-    16 kHz path.
+    transient. Computed in NumPy (sub-blocks, cumulative sums).
     """
 
     _SUB = 256  # r**-256 stays within float64 comfort for any supported rate
