@@ -5,6 +5,7 @@ of --runs. Pass --tree DIR to measure another checkout (an older commit) with th
 interpreter in the same call, so before and after share one machine state.
 
     .venv/bin/python benchmarks/classify_memory.py
+    .venv/bin/python benchmarks/classify_memory.py recording-48khz.wav
     git archive OLD | tar -x -C /tmp/old && \\
         .venv/bin/python benchmarks/classify_memory.py --tree /tmp/old --tree .
 """
@@ -37,8 +38,10 @@ def main() -> None:
     parser.add_argument("--tree", action="append", type=Path,
                         help="Checkout to measure (repeatable; default: this one).")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("clips", nargs="*", type=Path,
+                        help="Files to classify (default: the demo clips, 16 kHz).")
     args = parser.parse_args()
-    clips = sorted((REPO / "samples").glob("*.flac"))
+    clips = [clip.resolve() for clip in args.clips] or sorted((REPO / "samples").glob("*.flac"))
     trees = [tree.resolve() for tree in args.tree or [REPO]]
     samples: dict[Path, list[int]] = {tree: [] for tree in trees}
     for _ in range(args.runs):  # interleaved, so load on the machine hits every tree alike
