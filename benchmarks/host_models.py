@@ -10,7 +10,7 @@ initialisation. It then
   converts it to int8 (calibrated on random windows: fine for latency, meaningless for scores).
 Prints one JSON object on stdout.
 
-Usage: python benchmarks/host_models.py --card models/edge_detect.json --out DIR
+Usage: python benchmarks/host_models.py --card edge_runtime/models/edge_detect.json --out DIR
            [--warmup 5] [--repeat 30]
 """
 

@@ -6,7 +6,9 @@ checked to agree, and both are timed in this one process with their calls interl
 ratio is not skewed by load changing between two runs on a shared machine.
 Prints one JSON object on stdout.
 
-Usage: python benchmarks/librosa_frontend.py --card models/edge_detect.json [--repeat 100]
+Usage:
+    python benchmarks/librosa_frontend.py --card edge_runtime/models/edge_detect.json \\
+        [--repeat 100]
 """
 
 from __future__ import annotations

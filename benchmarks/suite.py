@@ -39,7 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge_runtime.bench import load_report, validate_report  # noqa: E402
+from edge_runtime.bench_report import load_report, validate_report  # noqa: E402
 from edge_runtime.macs import read_graph  # noqa: E402
 from edge_runtime.model import ModelCard, card_path_for, default_model_path  # noqa: E402
 

@@ -16,7 +16,6 @@ import os
 import queue
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import warnings
@@ -27,6 +26,7 @@ from typing import TextIO
 
 import numpy as np
 
+from edge_runtime.atomic import atomic_output, remove_partial_files
 from edge_runtime.errors import (
     EXIT_BONAFIDE,
     EXIT_SPOOF,
@@ -35,6 +35,7 @@ from edge_runtime.errors import (
     DeviceError,
 )
 from edge_runtime.stream import DetectionEvent, LiveDetector
+from edge_runtime.wording import counted
 
 log = logging.getLogger("edge_runtime")
 
@@ -49,7 +50,7 @@ def format_event(event: DetectionEvent) -> str:
     start, end = event.utterance or (event.t, event.t)
     label = "SPOOF" if event.decision == "spoof" else "bona fide"
     return (f"{event.t:8.2f}s  {label}  score {event.score:.4f}  "
-            f"(utterance {start:.2f}-{end:.2f} s, {event.windows} windows)")
+            f"(utterance {start:.2f}-{end:.2f} s, {counted(event.windows, 'window')})")
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ class GpioLine:
                 warnings.simplefilter("ignore")
                 self.device = OutputDevice(pin, active_high=active_high, initial_value=False)
         except (GPIOZeroError, OSError, ValueError) as error:
-            raise DeviceError(f"cannot drive GPIO pin {pin} ({error})") from None
+            hint = ("; off a board, GPIOZERO_PIN_FACTORY=mock runs without one"
+                    if "GPIOZERO_PIN_FACTORY" not in os.environ else "")
+            raise DeviceError(f"cannot drive GPIO pin {pin} ({error}){hint}") from None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
@@ -176,17 +179,9 @@ def write_wav_atomically(path: Path, samples: np.ndarray, rate: int) -> None:
     """16-bit WAV via a temporary file in the same folder and a rename."""
     import soundfile
 
-    handle, temp_name = tempfile.mkstemp(prefix=".partial-", suffix=".wav", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            soundfile.write(out, np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16",
-                            format="WAV")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, durable=True) as temporary:
+        soundfile.write(temporary, np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16",
+                        format="WAV")
 
 
 class ClipSaver:
@@ -201,8 +196,7 @@ class ClipSaver:
         except OSError as error:
             raise ConfigError(f"actions.clips.dir: cannot create {self.folder} ({error})") from None
         # Leftovers of a run killed mid-write are not clips.
-        for stale in self.folder.glob(".partial-*.wav"):
-            stale.unlink(missing_ok=True)
+        remove_partial_files(self.folder)
 
     def clips(self) -> list[Path]:
         """Saved clips, oldest first (names start with a sortable timestamp)."""

@@ -3,8 +3,7 @@
 Files are read in blocks (``stream_audio``) so that an hour-long recording costs the same
 memory as a short one; ``load_audio`` is the same stream gathered into one array, for callers
 that want the whole clip (training). Every failure is an AudioError with one line a person can
-act on. scipy.signal (about 50 MB and 0.4-2 s to import) is imported only when a file is not
-already at the model's rate.
+act on. Resampling and DC blocking are NumPy: scipy is never imported on the board.
 """
 
 from __future__ import annotations
@@ -13,11 +12,16 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 
 from edge_runtime.errors import AudioError
+from edge_runtime.frontend import DEFAULT_SAMPLE_RATE
+from edge_runtime.polyphase import HALF_LENGTH_PER_RATE, PolyphaseResampler
 
+# What counts as an audio file when a folder is searched (libsndfile reads each of these).
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 # A clip shorter than this carries too little speech to score (and cannot fill one FFT frame).
 MIN_SECONDS = 0.05
 # Below 4 kHz there is no speech band left to judge; above 384 kHz no audio interface records,
@@ -32,6 +36,22 @@ READ_BLOCK_FRAMES = 1 << 16
 # Cut-off of the DC blocker: far below the front end's lowest band (fmin 20 Hz), which it
 # attenuates by 0.04 dB, while a constant offset is gone after a few hundred milliseconds.
 DC_BLOCK_HZ = 2.0
+
+
+def audio_files_in(folder: Path) -> list[Path]:
+    """Every audio file below ``folder`` (by suffix, any case), sorted."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+
+
+def rms(audio: np.ndarray) -> float:
+    """Root mean square of the samples, accumulated in float64; 0 for no samples."""
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+
+
+def level_dbfs(audio: np.ndarray) -> float:
+    """Mean power in dB relative to full scale; digital silence gives -120 dB, not -inf."""
+    return float(10.0 * np.log10(np.mean(np.square(audio, dtype=np.float64)) + 1e-12))
 
 
 def display_path(path: str | os.PathLike[str] | bytes) -> str:
@@ -167,21 +187,19 @@ def to_mono(data: np.ndarray) -> np.ndarray:
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling (scipy.signal.resample_poly), imported only when needed."""
+    """Polyphase resampling (``edge_runtime.polyphase``: resample_poly's filter, in NumPy)."""
     if source_rate == target_rate:
         return audio
     if source_rate <= 0 or target_rate <= 0:
         raise AudioError(f"invalid sample rate {source_rate} Hz")
-    from scipy.signal import resample_poly
-
     divisor = math.gcd(source_rate, target_rate)
-    return resample_poly(audio, target_rate // divisor, source_rate // divisor).astype(np.float32)
+    return PolyphaseResampler(target_rate // divisor, source_rate // divisor)(audio)
 
 
 class StreamingResampler:
     """Block-wise ``resample`` whose output equals resampling the whole signal at once.
 
-    resample_poly is run on overlapping segments that start on multiples of the decimation
+    The polyphase filter is run on overlapping segments that start on multiples of the decimation
     factor, so each segment's output samples sit on the global output grid; only the outputs
     whose filter support lies inside the segment are kept. The context on each side covers
     the filter's reach (10 taps per phase), so the kept samples match the one-shot result up
@@ -199,14 +217,8 @@ class StreamingResampler:
         self._done = 0  # global input index up to which output was emitted, multiple of down
         if self.passthrough:
             return
-        from scipy.signal import firwin
-
-        max_rate = max(self.up, self.down)
-        half_len = 10 * max_rate
-        # The filter resample_poly designs for a float32 signal, built once instead of per call.
-        self._filter = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)).astype(
-            np.float32
-        )
+        self._resampler = PolyphaseResampler(self.up, self.down)
+        half_len = HALF_LENGTH_PER_RATE * max(self.up, self.down)
         reach = -(-half_len // self.up) + 2
         self._context = self.down * -(-reach // self.down)
         self._step = self.down * max(1, -(-min_step_samples // self.down))
@@ -216,9 +228,7 @@ class StreamingResampler:
         return self.up == self.down == 1
 
     def _run(self, segment: np.ndarray) -> np.ndarray:
-        from scipy.signal import resample_poly
-
-        return resample_poly(segment, self.up, self.down, window=self._filter)
+        return self._resampler(segment)
 
     def push(self, block: np.ndarray) -> np.ndarray:
         """Adds input samples; returns the output samples they completed (maybe none)."""
@@ -256,8 +266,7 @@ class DCBlocker:
 
     The state starts as if the first sample's level had always been there, so a constant
     signal (digital silence with an offset) comes out as exact zeros, with no start-up
-    transient. Computed in NumPy (sub-blocks, cumulative sums) to keep scipy.signal out of the
-    16 kHz path.
+    transient. Computed in NumPy (sub-blocks, cumulative sums).
     """
 
     _SUB = 256  # r**-256 stays within float64 comfort for any supported rate
@@ -295,7 +304,7 @@ class DCBlocker:
         return y.astype(np.float32)
 
 
-def stream_audio(path: str | os.PathLike[str] | bytes, sample_rate: int = 16000,
+def stream_audio(path: str | os.PathLike[str] | bytes, sample_rate: int = DEFAULT_SAMPLE_RATE,
                  remove_dc: bool = False,
                  block_frames: int = READ_BLOCK_FRAMES) -> Iterator[np.ndarray]:
     """Yields a file as float32 mono blocks at ``sample_rate``, in bounded memory.
@@ -345,7 +354,8 @@ def check_samples(audio: np.ndarray, source: str, sample_rate: int) -> np.ndarra
     return audio
 
 
-def load_audio(path: str | os.PathLike[str] | bytes, sample_rate: int = 16000) -> np.ndarray:
+def load_audio(path: str | os.PathLike[str] | bytes,
+               sample_rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """Reads WAV/FLAC/OGG/... as float32 mono at ``sample_rate``; raises AudioError."""
     blocks = list(stream_audio(path, sample_rate))
     audio = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]

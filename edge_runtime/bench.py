@@ -11,23 +11,21 @@ scipy, no TensorFlow), so its peak RSS is what a board pays:
   ``score_window`` per hop (real-time factor = processing time / audio time);
 - memory: peak RSS, model size, tensor bytes from the model graph; the device it ran on.
 
-``compare_table`` and ``plot_reports`` turn reports from several devices into one markdown
-table and one PNG (matplotlib is imported only there, on the host).
+The report's schema is ``edge_runtime.bench_report``; ``edge_runtime.bench_compare`` turns
+reports from several devices into one table and plot; ``edge_runtime.machine`` describes the
+device.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 import wave
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,30 +34,13 @@ from typing import Any, TextIO
 import numpy as np
 
 from edge_runtime import __version__
+from edge_runtime.bench_report import SCHEMA, SCHEMA_VERSION
+from edge_runtime.defaults import DEFAULT_HOP_SECONDS, HOP_RANGE
 from edge_runtime.errors import ConfigError
+from edge_runtime.machine import current_rss_bytes, device_info, peak_rss_bytes, rss_breakdown_bytes
 
-SCHEMA = "edge-detect/bench-report"
-SCHEMA_VERSION = 1
-# Seconds between scored windows on the streaming path: the default hop of live detection
-# (LiveDetector and the firmware_config profiles' `stream.hop`), kept as a number here so that
-# the benchmark depends only on StreamingFrontend.
-DEFAULT_HOP_SECONDS = 0.5
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
-# ARM "CPU part" codes (implementer 0x41) -> core name, for boards whose /proc/cpuinfo has no
-# "model name" line (Raspberry Pi OS on Pi 3/4/5, Zero 2 W).
-ARM_PARTS = {
-    "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-    "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-    "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
-    "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd49": "Neoverse-N2",
-}
-# CPU flags that decide int8 / float kernel speed (x86 and arm64 spellings).
-SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
-              "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve", "fphp", "asimdhp")
-
-
-THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -75,8 +56,9 @@ class BenchSettings:
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.repeat < 1 or self.cold_runs < 0:
             raise ConfigError("need warmup >= 0, repeat >= 1 and cold runs >= 0")
-        if not 0 < self.hop_seconds <= 60 or self.stream_seconds <= 0:
-            raise ConfigError("need 0 < hop <= 60 s and a positive stream length")
+        low, high = HOP_RANGE
+        if not low <= self.hop_seconds <= high or self.stream_seconds <= 0:
+            raise ConfigError(f"need {low} <= hop <= {high} s and a positive stream length")
 
 
 class Progress:
@@ -173,100 +155,6 @@ def write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
         handle.setsampwidth(2)
         handle.setframerate(rate)
         handle.writeframes(pcm.tobytes())
-
-
-# --- memory and device ----------------------------------------------------------------------
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
-def rss_breakdown_bytes() -> dict[str, int]:
-    """Current RSS split into anonymous (this process's own) and file-backed (shared
-    libraries, mapped model) pages, from /proc/self/status; empty where unavailable."""
-    wanted = {"RssAnon": "anon", "RssFile": "file", "RssShmem": "shmem"}
-    found = {}
-    for line in (_read_text("/proc/self/status") or "").splitlines():
-        key, _, value = line.partition(":")
-        if key in wanted and value.strip().endswith("kB"):
-            found[wanted[key]] = int(value.split()[0]) * 1024
-    return found
-
-
-def current_rss_bytes() -> int | None:
-    try:
-        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return resident_pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def _read_text(path: str) -> str | None:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace").replace("\x00", "").strip()
-    except OSError:
-        return None
-
-
-def _cpuinfo() -> dict[str, str]:
-    """First value of each key in /proc/cpuinfo (keys lower-cased)."""
-    values: dict[str, str] = {}
-    for line in (_read_text("/proc/cpuinfo") or "").splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            values.setdefault(key.strip().lower(), value.strip())
-    return values
-
-
-def device_info() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    cpu = _cpuinfo()
-    model_name = cpu.get("model name") or cpu.get("cpu model")
-    if not model_name and cpu.get("cpu implementer") == "0x41":
-        model_name = ARM_PARTS.get(cpu.get("cpu part", ""), f"ARM part {cpu.get('cpu part')}")
-    mhz: float | None = None
-    if "cpu mhz" in cpu:
-        mhz = float(cpu["cpu mhz"])
-    else:
-        max_khz = _read_text("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
-        mhz = int(max_khz) / 1000 if max_khz and max_khz.isdigit() else None
-    flags = set((cpu.get("flags") or cpu.get("features") or "").split())
-    os_release = {}
-    for line in (_read_text("/etc/os-release") or "").splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            os_release[key] = value.strip('"')
-    board = _read_text("/proc/device-tree/model") or _read_text("/sys/class/dmi/id/product_name")
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "hostname": platform.node(),
-        "arch": platform.machine(),
-        "cpu_model": model_name or platform.processor() or None,
-        "cpu_mhz": mhz,
-        "simd": [flag for flag in SIMD_FLAGS if flag in flags],
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "board": board,
-        "os": os_release.get("PRETTY_NAME") or platform.system(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        # Thread pools of numpy's BLAS: on a busy machine a second OpenBLAS thread turns the
-        # front end's small matmul from 0.1 ms into tens of ms at p95.
-        "env": {key: os.environ.get(key) for key in THREAD_ENV},
-    }
-
-
-def report_label(report: dict[str, Any]) -> str:
-    """Short name of a report for tables and file names: host-arch."""
-    device = report.get("device", {})
-    return f"{device.get('hostname', '?')}-{device.get('arch', '?')}"
 
 
 # --- cold start -----------------------------------------------------------------------------
@@ -547,201 +435,4 @@ def run_bench(model_path: Path | None = None, threads: int | None = None,
     }
     if progress:
         progress.done()
-    problems = validate_report(report)
-    if problems:  # a bug here, not a user error: the report must satisfy its own schema
-        raise AssertionError("; ".join(problems))
     return report
-
-
-# --- schema ----------------------------------------------------------------------------------
-
-_NUMBER = (int, float)
-_STATS = {"count": int, "min": _NUMBER, "p50": _NUMBER, "p95": _NUMBER, "p99": _NUMBER,
-          "mean": _NUMBER, "max": _NUMBER}
-# Version 1 of the report: required keys and their types. None = may be null. Keys may be
-# added within a version; removing or retyping one needs SCHEMA_VERSION + 1.
-REPORT_SCHEMA_V1: dict[str, Any] = {
-    "schema": str, "schema_version": int, "edge_detect_version": str, "created_utc": str,
-    "note": (str, None),
-    "device": {"hostname": str, "arch": str, "cpu_model": (str, None), "cpu_mhz": (*_NUMBER, None),
-               "simd": list, "cores": (int, None), "usable_cores": (int, None),
-               "board": (str, None), "os": str, "kernel": str, "python": str, "numpy": str,
-               "interpreter": str, "load_average": list, "env": dict},
-    "settings": {"warmup": int, "repeat": int, "cold_runs": int, "stream_seconds": _NUMBER,
-                 "hop_seconds": _NUMBER, "threads": (int, None)},
-    "model": {"path": str, "sha256": str, "size_bytes": int, "input_shape": list,
-              "input_dtype": str, "constant_bytes": int, "activation_bytes_sum": int,
-              "peak_live_activation_bytes": int, "ops": int},
-    "cold_start": ({"first_score_s": dict, "breakdown_p50_s": dict, "cli_classify_s": dict,
-                    "child_peak_rss_bytes": int, "child_scipy_imported": bool}, None),
-    "latency_ms": {"frontend": _STATS, "invoke": _STATS, "model": _STATS,
-                   "end_to_end": _STATS},
-    "stream": {"audio_seconds": _NUMBER, "hop_seconds": _NUMBER, "hops": int,
-               "windows_scored": int, "wall_seconds": _NUMBER, "rtf": _NUMBER,
-               "cpu_seconds": _NUMBER, "rtf_cpu": _NUMBER,
-               "per_hop_ms": _STATS},
-    "memory": {"peak_rss_bytes": int, "rss_after_imports_bytes": (int, None),
-               "scipy_imported": bool, "tensorflow_imported": bool},
-    "compute": {"macs_per_window": int, "macs_by_op": dict,
-                "achieved_macs_per_s": (*_NUMBER, None),
-                "macs_per_cycle_per_thread": (*_NUMBER, None)},
-}
-
-
-def _check(value: Any, spec: Any, where: str, problems: list[str]) -> None:
-    if isinstance(spec, tuple) and any(isinstance(s, dict) for s in spec):
-        if value is None and None in spec:
-            return
-        spec = next(s for s in spec if isinstance(s, dict))
-    if isinstance(spec, dict):
-        if not isinstance(value, dict):
-            problems.append(f"{where}: expected an object")
-            return
-        for key, sub in spec.items():
-            if key not in value:
-                problems.append(f"{where}.{key}: missing")
-            else:
-                _check(value[key], sub, f"{where}.{key}", problems)
-        return
-    allowed = spec if isinstance(spec, tuple) else (spec,)
-    if value is None:
-        if None not in allowed:
-            problems.append(f"{where}: must not be null")
-        return
-    types = tuple(t for t in allowed if t is not None)
-    # bool is an int subclass in Python, but not a number in a report
-    if isinstance(value, bool) and bool not in types:
-        problems.append(f"{where}: expected {'/'.join(t.__name__ for t in types)}, got bool")
-    elif not isinstance(value, types):
-        problems.append(f"{where}: expected {'/'.join(t.__name__ for t in types)}, "
-                        f"got {type(value).__name__}")
-
-
-def validate_report(report: Any) -> list[str]:
-    """Problems that make ``report`` not a version-1 bench report (empty list when valid)."""
-    if not isinstance(report, dict):
-        return ["report: expected a JSON object"]
-    if report.get("schema") != SCHEMA:
-        return [f"schema: expected {SCHEMA!r}, got {report.get('schema')!r}"]
-    if report.get("schema_version") != SCHEMA_VERSION:
-        return [f"schema_version: this edge-detect reads version {SCHEMA_VERSION}, "
-                f"got {report.get('schema_version')!r}"]
-    problems: list[str] = []
-    _check(report, REPORT_SCHEMA_V1, "report", problems)
-    return problems
-
-
-def load_report(path: str | Path) -> dict[str, Any]:
-    """A bench report from a file: either a report or a suite file holding one under "edge".
-
-    Raises ConfigError with one line when the file is missing, not JSON or not a report.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{path}: not a JSON bench report ({error})") from None
-    if isinstance(data, dict) and isinstance(data.get("edge"), dict):
-        data = data["edge"]
-    problems = validate_report(data)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(f"{path}: not a bench report: {problems[0]}{more}")
-    return data
-
-
-# --- cross-device comparison ----------------------------------------------------------------
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}"
-
-
-def compare_rows(reports: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for report in reports:
-        device, latency, cold = report["device"], report["latency_ms"], report["cold_start"]
-        rows.append({
-            "device": report_label(report),
-            "cpu": f"{device.get('cpu_model') or '?'} x{device.get('cores') or '?'}",
-            "board": device.get("board") or "-",
-            "threads": report["settings"]["threads"],
-            "frontend_ms": latency["frontend"]["p50"],
-            "invoke_ms": latency["invoke"]["p50"],
-            "invoke_p99_ms": latency["invoke"]["p99"],
-            "end_to_end_ms": latency["end_to_end"]["p50"],
-            "stream_rtf": report["stream"]["rtf"],
-            "stream_rtf_cpu": report["stream"]["rtf_cpu"],
-            "cold_start_s": cold["first_score_s"]["p50"] if cold else None,
-            "peak_rss_mb": report["memory"]["peak_rss_bytes"] / 1e6,
-            "gmac_per_s": (report["compute"]["achieved_macs_per_s"] or 0) / 1e9,
-            "model": report["model"]["sha256"][:12],
-            "note": report.get("note") or "",
-        })
-    return rows
-
-
-def compare_table(reports: Sequence[dict[str, Any]]) -> str:
-    """One markdown table, one row per report (p50 unless marked)."""
-    header = ("| device | CPU | board | threads | front end ms | invoke ms | invoke p99 ms "
-              "| end to end ms | stream RTF | RTF (CPU) | cold start s | peak RSS MB | GMAC/s "
-              "| model |")
-    lines = [header, "|" + "|".join(["---"] * (header.count("|") - 1)) + "|"]
-    notes = []
-    for row in compare_rows(reports):
-        mark = ""
-        if row["note"]:
-            notes.append(row["note"])
-            mark = f" [{len(notes)}]"
-        lines.append(
-            f"| {row['device']}{mark} | {row['cpu']} | {row['board']} | "
-            f"{row['threads'] if row['threads'] is not None else 'default'} | "
-            f"{_fmt(row['frontend_ms'])} | {_fmt(row['invoke_ms'])} | "
-            f"{_fmt(row['invoke_p99_ms'])} | {_fmt(row['end_to_end_ms'])} | "
-            f"{_fmt(row['stream_rtf'], 4)} | {_fmt(row['stream_rtf_cpu'], 4)} | "
-            f"{_fmt(row['cold_start_s'])} | "
-            f"{_fmt(row['peak_rss_mb'], 1)} | {_fmt(row['gmac_per_s'], 1)} | "
-            f"`{row['model']}` |")
-    lines += [f"\n[{i}] {note}" for i, note in enumerate(notes, 1)]
-    return "\n".join(lines)
-
-
-def plot_reports(reports: Sequence[dict[str, Any]], out: str | Path) -> Path:
-    """Bar chart of per-window p50 latency (front end, invoke) and stream RTF per device."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = compare_rows(reports)
-    labels = [r["device"] + (" *" if r["note"] else "") for r in rows]
-    x = np.arange(len(rows))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(rows) + 4), 4.5))
-    width = 0.27
-    for offset, key, name in ((-width, "frontend_ms", "front end"), (0, "invoke_ms", "invoke"),
-                              (width, "end_to_end_ms", "end to end")):
-        left.bar(x + offset, [r[key] for r in rows], width, label=name)
-    left.set_xticks(x, labels, rotation=20, ha="right")
-    left.set_ylabel("ms per 4 s window (p50)")
-    left.set_yscale("log")
-    left.legend(loc="best")
-    left.set_title("latency per window")
-    right.bar(x - 0.15, [r["stream_rtf"] for r in rows], 0.3, label="wall clock")
-    right.bar(x + 0.15, [r["stream_rtf_cpu"] for r in rows], 0.3, label="CPU time")
-    right.axhline(1.0, color="tab:red", linestyle="--", linewidth=1, label="real time")
-    right.set_yscale("log")
-    right.legend(loc="best")
-    right.set_xticks(x, labels, rotation=20, ha="right")
-    right.set_ylabel("processing time / audio time")
-    right.set_title("streaming real-time factor")
-    if any(r["note"] for r in rows):
-        fig.text(0.01, 0.01, "* see the report's note (e.g. emulated: not representative)",
-                 fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out

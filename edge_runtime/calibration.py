@@ -15,6 +15,7 @@ import numpy as np
 
 from edge_runtime.metrics import threshold_at_frr
 from edge_runtime.stream import LiveDetector
+from edge_runtime.wording import counted
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class Calibration:
 
     def describe(self) -> str:
         return (f"threshold {self.threshold:.6f} at target FRR {self.target_frr:.1%} "
-                f"(measured {self.measured_frr:.1%} on {self.windows} bona fide windows)")
+                f"(measured {self.measured_frr:.1%} on "
+                f"{counted(self.windows, 'bona fide window')})")
 
 
 def bonafide_window_scores(make_detector: Callable[[], LiveDetector],

@@ -12,12 +12,21 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.atomic import write_text_atomically
+from edge_runtime.defaults import (
+    CALIBRATION_SECONDS_RANGE,
+    CAPTURE_RATE_RANGE,
+    CHANNELS_RANGE,
+    CHUNK_RANGE,
+    DEFAULT_HOP_SECONDS,
+    HOP_RANGE,
+    THREADS_RANGE,
+)
 from edge_runtime.errors import ConfigError
 
 GATE_KINDS = ("energy", "webrtcvad", "off")
@@ -45,7 +54,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class StreamConfig:
-    hop: float = 0.5  # seconds between scored windows
+    hop: float = DEFAULT_HOP_SECONDS
     max_utterance: float = 10.0  # an utterance longer than this is decided and a new one starts
 
 
@@ -221,9 +230,10 @@ def _audio(f: _Fields | None) -> AudioConfig:
     d = AudioConfig()
     cfg = AudioConfig(
         device=f.int_or_string("device"),
-        rate=f.integer("rate", d.rate, low=8000, high=384000),
-        channels=f.integer("channels", d.channels, low=1, high=32),
-        chunk=f.integer("chunk", d.chunk, low=64, high=65536),
+        rate=f.integer("rate", d.rate, low=CAPTURE_RATE_RANGE[0], high=CAPTURE_RATE_RANGE[1]),
+        channels=f.integer("channels", d.channels, low=CHANNELS_RANGE[0],
+                           high=CHANNELS_RANGE[1]),
+        chunk=f.integer("chunk", d.chunk, low=CHUNK_RANGE[0], high=CHUNK_RANGE[1]),
         retries=f.integer("retries", d.retries, low=0, high=1000),
         retry_backoff=f.number("retry_backoff", d.retry_backoff, low=0.0, high=60.0),
         stall_timeout=f.number("stall_timeout", d.stall_timeout, low=0.0, high=600.0,
@@ -238,7 +248,7 @@ def _model(f: _Fields | None) -> ModelConfig:
         return ModelConfig()
     cfg = ModelConfig(
         path=f.path("path"),
-        threads=f.integer("threads", None, low=1, high=64),
+        threads=f.integer("threads", None, low=THREADS_RANGE[0], high=THREADS_RANGE[1]),
         threshold=f.number("threshold", None, low=0.0, high=1.0),
     )
     f.done()
@@ -250,7 +260,7 @@ def _stream(f: _Fields | None) -> StreamConfig:
         return StreamConfig()
     d = StreamConfig()
     cfg = StreamConfig(
-        hop=f.number("hop", d.hop, low=0.01, high=4.0),
+        hop=f.number("hop", d.hop, low=HOP_RANGE[0], high=HOP_RANGE[1]),
         max_utterance=f.number("max_utterance", d.max_utterance, low=1.0, high=600.0),
     )
     f.done()
@@ -335,7 +345,8 @@ def _calibration(f: _Fields | None) -> CalibrationConfig:
         raise ConfigError(f"{f._name('target_frr')}: must be < 1, got {target:g}")
     cfg = CalibrationConfig(
         target_frr=target,
-        seconds=f.number("seconds", d.seconds, low=1.0, high=3600.0),
+        seconds=f.number("seconds", d.seconds, low=CALIBRATION_SECONDS_RANGE[0],
+                         high=CALIBRATION_SECONDS_RANGE[1]),
     )
     f.done()
     return cfg
@@ -450,16 +461,5 @@ def write_threshold(path: str | os.PathLike[str], threshold: float,
         raise ConfigError(f"{path}: could not update the threshold ({error})") from None
     if updated.model.threshold != float(threshold):
         raise ConfigError(f"{path}: could not update the threshold line")
-    mode = path.stat().st_mode & 0o777
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, text, durable=True)
     return updated

@@ -1,11 +1,16 @@
-"""One exception type per kind of user-facing failure; the CLI maps them to exit codes."""
+"""One exception type per kind of user-facing failure, and every exit code, stated once here;
+the CLIs map the exceptions to their codes."""
 
 from __future__ import annotations
 
 EXIT_BONAFIDE = 0
 EXIT_SPOOF = 1
-EXIT_INPUT_ERROR = 2
-EXIT_RUNTIME_FAULT = 3
+EXIT_INPUT_ERROR = 2  # usage or input error
+EXIT_RUNTIME_FAULT = 3  # device or model fault, or a fault nobody foresaw
+# As a shell reports a process killed by the signal (128 + its number).
+EXIT_INTERRUPTED = 130  # SIGINT, Ctrl-C
+EXIT_OUTPUT_CLOSED = 141  # SIGPIPE: the reader of stdout went away
+EXIT_TERMINATED = 143  # SIGTERM
 
 
 class EdgeDetectError(Exception):

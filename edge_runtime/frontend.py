@@ -18,6 +18,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+# Frames are transformed this many at a time: the float64 scratch for a whole 4 s window (397
+# frames) would hold 5.4 MB of the board's memory; 64 frames need 0.9 MB, at the same speed.
+FRAME_BLOCK = 64
+# The rate the shipped front end (and so every file, stream and training clip) works at.
+DEFAULT_SAMPLE_RATE = 16000
 FilterScale = Literal["mel", "linear"]
 Normalization = Literal["none", "window_mean"]
 
@@ -26,7 +31,7 @@ Normalization = Literal["none", "window_mean"]
 class FrontendConfig:
     """Every parameter of the features; the model card records all of them."""
 
-    sample_rate: int = 16000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     n_fft: int = 512
     win_length: int = 400
     hop_length: int = 160
@@ -143,9 +148,7 @@ def analysis_window(config: FrontendConfig) -> np.ndarray:
 class _WorkBuffers:
     frames: np.ndarray
     spectrum: np.ndarray
-    squares: np.ndarray
     power: np.ndarray
-    energies: np.ndarray
 
 
 class Frontend:
@@ -186,36 +189,44 @@ class Frontend:
             strides=(audio.strides[0] * self.config.hop_length, audio.strides[0]),
             writeable=False,
         )
-        work = self._work_buffers(count)
+        energies = np.empty((count, self.config.n_bands), dtype=np.float32)
+        for start in range(0, count, FRAME_BLOCK):
+            stop = min(start + FRAME_BLOCK, count)
+            self._block_energies(frames[start:stop], energies[start:stop])
+        np.maximum(energies, self.config.log_floor, out=energies)
+        np.log10(energies, out=energies)
+        energies *= np.float32(10.0)
+        return energies
+
+    def _block_energies(self, frames: np.ndarray, out: np.ndarray) -> None:
+        """Band energies of up to FRAME_BLOCK frames into ``out``."""
+        n = frames.shape[0]
+        work = self._work_buffers()
+        work_frames, spectrum = work.frames[:n], work.spectrum[:n]
         # float64 on purpose: numpy's float32 FFT path is 2-8x slower here than its float64
         # one, and less precise.
         if self.config.remove_frame_dc:
             np.subtract(frames, frames.mean(axis=1, dtype=np.float64, keepdims=True),
-                        out=work.frames)
-            work.frames *= self._window
+                        out=work_frames)
+            work_frames *= self._window
         else:
-            np.multiply(frames, self._window, out=work.frames)
-        np.fft.rfft(work.frames, axis=1, out=work.spectrum)
-        # |X|^2 from the interleaved (re, im) pairs, in buffers reused between calls: fresh
-        # megabyte-sized temporaries per call cost more than the arithmetic (page faults).
-        squares = np.square(work.spectrum.view(np.float64), out=work.squares)
-        np.add(squares[:, 0::2], squares[:, 1::2], out=work.power, casting="same_kind")
-        np.matmul(work.power, self._filters, out=work.energies)
-        np.maximum(work.energies, self.config.log_floor, out=work.energies)
-        np.log10(work.energies, out=work.energies)
-        return work.energies * np.float32(10.0)
+            np.multiply(frames, self._window, out=work_frames)
+        np.fft.rfft(work_frames, axis=1, out=spectrum)
+        # |X|^2 from the interleaved (re, im) pairs, squared in place (the complex spectrum is
+        # not needed after this): fresh temporaries per call cost more than the arithmetic.
+        squares = spectrum.view(np.float64)
+        np.square(squares, out=squares)
+        np.add(squares[:, 0::2], squares[:, 1::2], out=work.power[:n], casting="same_kind")
+        np.matmul(work.power[:n], self._filters, out=out)
 
-    def _work_buffers(self, count: int) -> _WorkBuffers:
-        """Scratch arrays for ``count`` frames, kept while the frame count stays the same
-        (always, for fixed windows and fixed streaming chunks)."""
-        if self._work is None or self._work.frames.shape[0] != count:
+    def _work_buffers(self) -> _WorkBuffers:
+        """Scratch arrays for one block of frames, allocated once."""
+        if self._work is None:
             n_freqs = self.config.n_fft // 2 + 1
             self._work = _WorkBuffers(
-                frames=np.empty((count, self.config.n_fft)),
-                spectrum=np.empty((count, n_freqs), dtype=np.complex128),
-                squares=np.empty((count, 2 * n_freqs)),
-                power=np.empty((count, n_freqs), dtype=np.float32),
-                energies=np.empty((count, self.config.n_bands), dtype=np.float32),
+                frames=np.empty((FRAME_BLOCK, self.config.n_fft)),
+                spectrum=np.empty((FRAME_BLOCK, n_freqs), dtype=np.complex128),
+                power=np.empty((FRAME_BLOCK, n_freqs), dtype=np.float32),
             )
         return self._work
 

@@ -213,8 +213,3 @@ def read_graph(path: str | Path) -> ModelGraph:
                           tuple(subgraph.ints(2)), macs_by_op)
     except (struct.error, IndexError) as error:
         raise ValueError(f"{path}: truncated or corrupt TFLite flatbuffer ({error})") from None
-
-
-def count_macs(path: str | Path) -> int:
-    """Multiply-accumulates of one inference of the model at ``path``."""
-    return read_graph(path).macs

@@ -2,8 +2,8 @@
 
 Each source is an iterator of float32 mono chunks at the model's rate. Whatever the device or
 pipe delivers (any rate, any channel count) is down-mixed, DC-blocked and resampled on the fly,
-exactly as ``edge-detect classify`` conditions files (``edge_runtime.audio``); scipy is
-imported only when the rate differs. pyaudio is imported only when a microphone is opened.
+exactly as ``edge-detect classify`` conditions files (``edge_runtime.audio``). pyaudio is
+imported only when a microphone is opened.
 
 Microphone faults are DeviceErrors: no device, a device that cannot be opened, one that
 reports an error or stops delivering audio (``stall_timeout``). ``reconnecting`` retries them

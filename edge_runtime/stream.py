@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from edge_runtime.audio import fit_to_window
+from edge_runtime.defaults import DEFAULT_HOP_SECONDS
 from edge_runtime.frontend import Frontend, FrontendConfig
 
 if TYPE_CHECKING:
@@ -291,7 +292,7 @@ class LiveDetector:
     """
 
     def __init__(self, model: WindowScorer, frontend_config: FrontendConfig, threshold: float,
-                 hop_seconds: float = 0.5, gate: SpeechGate | None = None,
+                 hop_seconds: float = DEFAULT_HOP_SECONDS, gate: SpeechGate | None = None,
                  smoother: ScoreSmoother | None = None, min_speech: float = 0.2,
                  hangover: float = 0.8, max_utterance: float = 10.0,
                  keep_clips: bool = False) -> None:

@@ -23,7 +23,9 @@ from functools import cache
 import numpy as np
 from scipy import signal
 
-SAMPLE_RATE = 16000
+from edge_runtime.audio import rms
+from edge_runtime.frontend import DEFAULT_SAMPLE_RATE
+
 NOISE_TYPES = ("white", "coloured", "babble")
 CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "vorbis": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS")}
 
@@ -58,7 +60,6 @@ class AugmentConfig:
     codec_prob: float = 0.0
     codec_formats: tuple[str, ...] = ("mp3", "vorbis")  # "opus" too, but ~5x slower
     codec_compression: tuple[float, float] = (0.0, 0.95)  # libsndfile level: 0 best, 1 worst
-    sample_rate: int = SAMPLE_RATE
     # Scoring repeat-pads short clips, and short clips are mostly bona fide in spoofmix: cutting
     # a random short segment of any clip (then repeat-padding it) puts padding in both classes,
     # so duration stops being a cue. Applied when the training window is cut (features.py).
@@ -91,9 +92,6 @@ def _happens(rng: np.random.Generator, prob: float) -> bool:
     return prob > 0 and rng.random() < prob
 
 
-def _rms(audio: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) if audio.size else 0.0
-
 
 def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     """Crop, or repeat-pad, to ``length`` samples."""
@@ -105,7 +103,7 @@ def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
 
 
 def _mix_at_snr(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    scale = (_rms(audio) + 1e-9) / (_rms(noise) + 1e-12) / 10.0 ** (snr_db / 20.0)
+    scale = (rms(audio) + 1e-9) / (rms(noise) + 1e-12) / 10.0 ** (snr_db / 20.0)
     return (audio + noise * scale).astype(np.float32)
 
 
@@ -151,7 +149,7 @@ def babble(length: int, bank: Sequence[np.ndarray], talkers: int,
             clip = clip[start:start + length]
         else:
             clip = np.roll(_fit_length(clip, length), int(rng.integers(0, length)))
-        out += clip / (_rms(clip) + 1e-9)
+        out += clip / (rms(clip) + 1e-9)
     return out.astype(np.float32)
 
 
@@ -162,7 +160,7 @@ def add_babble(audio: np.ndarray, rng: np.random.Generator, bank: Sequence[np.nd
 
 
 def time_shift(audio: np.ndarray, rng: np.random.Generator, max_seconds: float,
-               rate: int = SAMPLE_RATE) -> np.ndarray:
+               rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """Circular shift by up to ``max_seconds`` either way. Wrapping rather than zero-filling:
     digital silence is absent from most bona fide recordings and would become a cue."""
     limit = min(int(max_seconds * rate), audio.shape[0] - 1)
@@ -188,7 +186,7 @@ def change_pitch(audio: np.ndarray, rng: np.random.Generator, max_semitones: flo
 
 
 def band_limit(audio: np.ndarray, rng: np.random.Generator, rates: Sequence[int] = (8000,),
-               rate: int = SAMPLE_RATE) -> np.ndarray:
+               rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """Resample down to one of ``rates`` and back: removes everything above its Nyquist, as a
     telephone line or an 8 kHz recording upsampled later does."""
     low = int(rates[int(rng.integers(0, len(rates)))])
@@ -211,7 +209,7 @@ def mulaw_roundtrip(audio: np.ndarray, bits: int = 8, mu: float = 255.0) -> np.n
 
 
 @cache
-def codec_available(name: str, rate: int = SAMPLE_RATE) -> bool:
+def codec_available(name: str, rate: int = DEFAULT_SAMPLE_RATE) -> bool:
     """Whether this libsndfile can encode and decode ``name`` at ``rate`` in memory."""
     import soundfile as sf
 
@@ -230,7 +228,7 @@ def codec_available(name: str, rate: int = SAMPLE_RATE) -> bool:
 
 
 def codec_roundtrip(audio: np.ndarray, codec: str, compression: float,
-                    rate: int = SAMPLE_RATE) -> np.ndarray:
+                    rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """Encode with a lossy codec in memory and decode again (same length, float32).
 
     Raises:
@@ -255,7 +253,7 @@ def codec_roundtrip(audio: np.ndarray, codec: str, compression: float,
 
 
 def random_codec(audio: np.ndarray, rng: np.random.Generator, codecs: Sequence[str],
-                 compression: tuple[float, float], rate: int = SAMPLE_RATE) -> np.ndarray:
+                 compression: tuple[float, float], rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     usable = [c for c in codecs if codec_available(c, rate)]
     if not usable:
         return audio.astype(np.float32, copy=True)
@@ -281,7 +279,7 @@ class NotchBank:
     max_gain_db: float = 0.0
 
 
-def notch_filter(bank: NotchBank, rng: np.random.Generator, rate: int = SAMPLE_RATE,
+def notch_filter(bank: NotchBank, rng: np.random.Generator, rate: int = DEFAULT_SAMPLE_RATE,
                  gain_range_db: tuple[float, float] | None = None) -> np.ndarray:
     """FIR taps of a cascade of ``bank.bands`` random band-stop filters, scaled so the peak of
     the magnitude response is the random gain."""
@@ -317,7 +315,7 @@ def _peak_limit(audio: np.ndarray) -> np.ndarray:
 
 def rawboost_convolutive(audio: np.ndarray, rng: np.random.Generator, order: int = 5,
                          bank: NotchBank = NotchBank(), bias_db: tuple[float, float] = (5.0, 20.0),
-                         rate: int = SAMPLE_RATE) -> np.ndarray:
+                         rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """RawBoost (1): sum over k = 1..order of x^k, each through its own random notch-filter
     cascade; the non-linear terms (k >= 2) sit ``bias_db`` below the linear one. Models the
     stationary channel and the harmonic distortion of transducers."""
@@ -348,7 +346,8 @@ def rawboost_impulsive(audio: np.ndarray, rng: np.random.Generator, max_percent:
 
 def rawboost_stationary(audio: np.ndarray, rng: np.random.Generator,
                         snr_range: tuple[float, float] = (10.0, 40.0),
-                        bank: NotchBank = NotchBank(), rate: int = SAMPLE_RATE) -> np.ndarray:
+                        bank: NotchBank = NotchBank(),
+                        rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """RawBoost (3): white noise through a random notch-filter cascade, added at a random SNR
     (electrical hum, fans, a noisy line)."""
     noise = _fir(rng.standard_normal(audio.shape[0]), notch_filter(bank, rng, rate))
@@ -384,18 +383,18 @@ def add_noise(audio: np.ndarray, rng: np.random.Generator, config: AugmentConfig
 
 
 def augment(audio: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
-            noise_bank: Sequence[np.ndarray] | None = None) -> np.ndarray:
+            noise_bank: Sequence[np.ndarray] | None = None,
+            rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
     """One random augmentation of a clip (float32; same length unless silence is trimmed).
 
     Args:
-        audio: mono float samples at ``config.sample_rate``.
+        audio: mono float samples at ``rate`` (the front end's sample rate).
         rng: the only source of randomness, so a seed reproduces the output.
         config: effect probabilities and ranges.
         noise_bank: other clips to make babble from (bona fide speech is the natural choice);
             without it, babble is left out of the noise types.
     """
     out = audio.astype(np.float32, copy=True)
-    rate = config.sample_rate
     if rng.random() < config.trim_prob:
         out = trim_silence(out, config.trim_threshold_db)
     if _happens(rng, config.shift_prob):

@@ -9,23 +9,12 @@ from pathlib import Path
 
 import click
 
+from edge_runtime.errors import EXIT_INPUT_ERROR
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEFAULT_CACHE = Path("cache")
-data_option = click.option(
-    "--data", "data_root", type=click.Path(path_type=Path, file_okay=False), default=None,
-    help="Corpus root (protocols/ + <split>/flac, or bonafide/ + spoof/ folders). "
-         "Default: $EDGE_DETECT_DATA, else ../shared/data/spoofmix.",
-)
-cache_option = click.option(
-    "--cache", "cache_dir", type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_CACHE, show_default=True, help="Folder for decoded-audio caches.",
-)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"edge-train: error: {message}", err=True)
-    sys.exit(2)
+from host_training.cli_options import cache_option, data_option
+from host_training.cli_options import fail as _fail
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +23,7 @@ def main() -> None:
 
 
 def _register_vocoder() -> None:
-    from host_training.neural_vocoder import build_cli as vocoder_cli
+    from host_training.vocoders.cli import build_cli as vocoder_cli
 
     main.add_command(vocoder_cli(), name="vocoder")
 
@@ -78,14 +67,17 @@ def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache
 @click.option("--run", "run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
               required=True, help="A run folder written by `edge-train train`.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("models/edge_detect.tflite"), show_default=True)
+              default=None, help="Where to write the .tflite and its .json card "
+              "(default: the shipped model, edge_runtime/models/edge_detect.tflite).")
 @data_option
 @cache_option
-def export(run_dir: Path, out_path: Path, data_root: Path | None, cache_dir: Path) -> None:
+def export(run_dir: Path, out_path: Path | None, data_root: Path | None,
+           cache_dir: Path) -> None:
     """Export the run's best model to full-integer int8 TFLite plus its model card."""
+    from edge_runtime.model import default_model_path
     from host_training.export import export_run
 
-    export_run(run_dir, out_path, data_root, cache_dir)
+    export_run(run_dir, out_path or default_model_path(), data_root, cache_dir)
 
 
 @main.command()
@@ -109,10 +101,12 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
              splits: tuple[str, ...], conditions: tuple[str, ...], update_card: bool,
              det_path: Path | None, keras_path: Path | None, json_out: Path | None) -> None:
     """EER (pooled and per attack), minDCF and accuracy of the int8 model per split."""
+    from edge_runtime.atomic import write_text_atomically
     from edge_runtime.errors import EdgeDetectError
     from edge_runtime.model import default_model_path
     from host_training.datasets import DatasetError, default_data_root
-    from host_training.evaluate import evaluate_model, markdown_table, record_on_card
+    from host_training.evaluate import evaluate_model, markdown_table
+    from host_training.model_card import record_metrics
 
     try:
         results = evaluate_model(model_path, data_root or default_data_root(), list(splits),
@@ -121,9 +115,9 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
         _fail(str(error))
     click.echo(markdown_table(results))
     if json_out:
-        json_out.write_text(json.dumps(results, indent=2))
+        write_text_atomically(json_out, json.dumps(results, indent=2) + "\n")
     if update_card:
-        record_on_card(model_path or default_model_path(), results)
+        record_metrics(model_path or default_model_path(), results)
         click.echo("metrics recorded on the model card")
 
 
@@ -180,20 +174,22 @@ def synth(data_root: Path | None, split: str, out_root: Path, vocoders: str | No
     click.echo(f"{summary.written} twins written, {summary.skipped} already there; "
                f"protocol {summary.protocol}")
     if summary.errors:
-        sys.exit(2)
+        sys.exit(EXIT_INPUT_ERROR)
 
 
 @main.command()
 @click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="The .tflite whose card to render (default: the shipped model).")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("models/README.md"), show_default=True)
-def card(model_path: Path | None, out_path: Path) -> None:
+              default=None, help="Default: README.md beside the model.")
+def card(model_path: Path | None, out_path: Path | None) -> None:
     """Write the human model card (markdown) from the model's JSON card."""
     from edge_runtime.model import default_model_path
     from host_training.model_card import write_model_card
 
-    write_model_card(model_path or default_model_path(), out_path)
+    model_path = model_path or default_model_path()
+    out_path = out_path or model_path.with_name("README.md")
+    write_model_card(model_path, out_path)
     click.echo(f"wrote {out_path}")
 
 
@@ -218,15 +214,17 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
     (what `edge-detect classify` compares with the threshold)."""
     import numpy as np
 
+    from edge_runtime.audio import audio_files_in
     from edge_runtime.calibration import calibrate as calibrate_scores
     from edge_runtime.clip import ClipScorer
     from edge_runtime.errors import EdgeDetectError
     from edge_runtime.metrics import equal_error_rate
     from edge_runtime.model import SpoofModel, card_path_for, default_model_path
-    from host_training.datasets import AUDIO_SUFFIXES
+    from edge_runtime.wording import counted
+    from host_training.model_card import update_card
 
     def folder_scores(folder: Path) -> np.ndarray:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        files = audio_files_in(folder)
         if not files:
             _fail(f"{folder}: no audio files")
         scores = []
@@ -245,10 +243,10 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
     if bona.size == 0:
         _fail(f"{bonafide_dir}: no readable bona fide recordings")
     result = calibrate_scores(bona, target_frr)
-    click.echo(f"{result.describe().replace('windows', 'clips')}; "
+    click.echo(f"{result.describe().replace('window', 'clip')}; "
                f"card threshold was {scorer.model.threshold:.6f}")
     if target_frr > 0 and not result.enough:
-        click.echo(f"warning: {result.windows} clips cannot resolve a {target_frr:.1%} "
+        click.echo(f"warning: {counted(result.windows, 'clip')} cannot resolve a {target_frr:.1%} "
                    "false-rejection rate; record more", err=True)
     if spoof_dir is not None:
         spoof = folder_scores(spoof_dir)
@@ -257,15 +255,11 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
             click.echo(f"spoof accepted at this threshold: {accepted:.1%} of {spoof.size}; "
                        f"EER on these recordings {equal_error_rate(bona, spoof).eer:.1%}")
     if write_card:
-        path = card_path_for(model_path or default_model_path())
-        card = json.loads(path.read_text())
-        card["threshold"] = result.threshold
-        card["threshold_source"] = (f"edge-train calibrate: {target_frr:.1%} FRR on "
-                                    f"{result.windows} clips from {bonafide_dir}")
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(card, indent=2) + "\n")
-        temporary.replace(path)
-        click.echo(f"threshold written to {path}")
+        written = model_path or default_model_path()
+        update_card(written, threshold=result.threshold,
+                    threshold_source=f"edge-train calibrate: {target_frr:.1%} FRR on "
+                                     f"{counted(result.windows, 'clip')} from {bonafide_dir}")
+        click.echo(f"threshold written to {card_path_for(written)}")
 
 
 _register_vocoder()

@@ -74,12 +74,27 @@ def _section(cls: type, values: dict[str, Any], name: str) -> Any:
     return cls(**converted)
 
 
+def _without_augment_rate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Runs from before augmentation took the front end's rate recorded their own
+    ``augment.sample_rate``; it is accepted where it is the front end's, and dropped."""
+    augment = raw.get("augment", {})
+    if "sample_rate" not in augment:
+        return raw
+    frontend_rate = raw.get("frontend", {}).get("sample_rate", FrontendConfig().sample_rate)
+    if augment["sample_rate"] != frontend_rate:
+        raise ValueError(f"[augment] sample_rate {augment['sample_rate']} differs from "
+                         f"[frontend] sample_rate {frontend_rate}; augmentation runs at the "
+                         "front end's rate, remove it")
+    return {**raw, "augment": {k: v for k, v in augment.items() if k != "sample_rate"}}
+
+
 def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     sections = {"data": DataConfig, "frontend": FrontendConfig, "model": ModelConfig,
                 "augment": AugmentConfig, "training": OptimConfig}
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ValueError(f"unknown sections: {', '.join(unknown)}")
+    raw = _without_augment_rate(raw)
     return TrainConfig(**{name: _section(cls, raw.get(name, {}), name)
                           for name, cls in sections.items()})
 

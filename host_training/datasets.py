@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif")
+from edge_runtime.audio import AUDIO_SUFFIXES, audio_files_in
+
 DATA_ENV = "EDGE_DETECT_DATA"
 KEYS = ("bonafide", "spoof")
 
@@ -181,9 +182,7 @@ def read_folders(root: Path) -> list[Utterance]:
         folder = root / key
         if not folder.is_dir():
             continue
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() not in AUDIO_SUFFIXES:
-                continue
+        for path in audio_files_in(folder):
             relative = path.relative_to(folder)
             system = relative.parts[0] if key == "spoof" and len(relative.parts) > 1 else "-"
             if key == "spoof" and system == "-":

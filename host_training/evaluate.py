@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 from edge_runtime.clip import ClipScorer
 from edge_runtime.frontend import Frontend
 from edge_runtime.metrics import equal_error_rate, min_dcf
-from edge_runtime.model import SpoofModel, card_path_for
+from edge_runtime.model import SpoofModel
 from host_training.augment import add_white_noise, band_limit
 from host_training.datasets import Utterance, load_split
 from host_training.features import keras_clip_scores
@@ -181,14 +180,3 @@ def markdown_table(results: dict[str, Any]) -> str:
                          f"{a['missed_at_threshold'] * 100:.1f} |")
     return "\n".join(lines)
 
-
-def record_on_card(model_path: Path, results: dict[str, Any]) -> None:
-    """Stores the int8 metrics on the model card (the sha256 of the .tflite is unchanged)."""
-    card_path = card_path_for(model_path)
-    card = json.loads(card_path.read_text())
-    metrics = card.setdefault("metrics", {})
-    # Merged per split, so a later run with --condition adds to the clean figures (and a
-    # re-run of the clean figures keeps the robustness ones) instead of replacing them.
-    for split, values in results.items():
-        metrics.setdefault(split, {}).update(values)
-    card_path.write_text(json.dumps(card, indent=2) + "\n")

@@ -95,15 +95,15 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     float_windows = keras_window_scores(model, features)
 
     # Provisional card so SpoofModel accepts the file; threshold and parity are filled below.
-    from edge_runtime.model import card_path_for, interpreter_class
+    from edge_runtime.model import interpreter_class
+    from host_training.model_card import write_card
 
     interpreter_type, _ = interpreter_class()
     probe = interpreter_type(model_path=str(out_path))
     input_q = TensorQuantization(*probe.get_input_details()[0]["quantization"])
     output_q = TensorQuantization(*probe.get_output_details()[0]["quantization"])
     card = ModelCard(out_path.name, sha256_of(out_path), config.frontend, input_q, output_q, 0.5)
-    card_path = card_path_for(out_path)
-    card_path.write_text(json.dumps(card.to_dict(), indent=2))
+    card_path = write_card(out_path, card)
     int8_model = SpoofModel(out_path)
     int8_windows = int8_model.score_windows(features)
 
@@ -136,7 +136,7 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     }
     card = ModelCard(out_path.name, sha256_of(out_path), config.frontend, input_q, output_q,
                      threshold, extra)
-    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    write_card(out_path, card)
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.1f} KiB) and {card_path.name}; "
         f"dev EER float {float_rates.eer * 100:.2f} % / int8 {int8_rates.eer * 100:.2f} %, "
         f"max |float-int8| {parity['max_abs_score_difference']:.4f}")

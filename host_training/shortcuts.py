@@ -13,11 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.audio import level_dbfs
 from edge_runtime.metrics import equal_error_rate
-
-
-def rms_dbfs(audio: np.ndarray) -> float:
-    return float(10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-12))
 
 
 def edge_silence_seconds(audio: np.ndarray, rate: int, threshold_db: float = 40.0,
@@ -34,7 +31,7 @@ def edge_silence_seconds(audio: np.ndarray, rate: int, threshold_db: float = 40.
 
 def cues(waves: list[np.ndarray], rate: int) -> dict[str, np.ndarray]:
     return {
-        "loudness_dbfs": np.array([rms_dbfs(w) for w in waves]),
+        "loudness_dbfs": np.array([level_dbfs(w) for w in waves]),
         "duration_s": np.array([w.shape[0] / rate for w in waves]),
         "edge_silence_s": np.array([edge_silence_seconds(w, rate) for w in waves]),
     }

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from scipy import linalg, signal
 
-from edge_runtime.audio import resample
+from edge_runtime.atomic import atomic_output, remove_partial_files, write_text_atomically
+from edge_runtime.audio import resample, rms
 from host_training.datasets import Utterance
 
 VocoderFn = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
@@ -41,9 +42,6 @@ SYSTEM_PREFIX = "synth_"
 class SynthError(ValueError):
     """A vocoder that is unknown or cannot run here, or a clip it cannot process."""
 
-
-def _rms(audio: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
 
 
 def _fit(audio: np.ndarray, length: int) -> np.ndarray:
@@ -96,7 +94,7 @@ def mlsa(audio: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
     # The MLSA filter's Pade approximation is stable for a bounded cepstral range only: a
     # noise floor 60 dB under the speech keeps the envelope out of digital-silence depths.
     x = audio.astype(np.float64)
-    x = x + max(_rms(x), 1e-5) * 1e-3 * rng.standard_normal(x.shape[0])
+    x = x + max(rms(x), 1e-5) * 1e-3 * rng.standard_normal(x.shape[0])
     hop, length, order = rate // 200, 2 ** int(np.ceil(np.log2(rate * 0.032))), 24
     alpha = {8000: 0.31, 16000: 0.42, 22050: 0.455, 24000: 0.466}.get(rate, 0.42)
     frames = _frames(x, length, hop) * np.blackman(length)
@@ -231,10 +229,10 @@ def vocode(audio: np.ndarray, rate: int, vocoder: str, rng: np.random.Generator)
     out = _fit(out, source.shape[0])
     if not np.all(np.isfinite(out)) or np.max(np.abs(out)) > 1e3:
         raise SynthError(f"{vocoder} became unstable on this clip")
-    level = _rms(out)
+    level = rms(out)
     if level < 1e-9:
         raise SynthError(f"{vocoder} produced silence")
-    out *= _rms(source) / level
+    out *= rms(source) / level
     peak = float(np.max(np.abs(out)))
     if peak > 0.999:
         out *= 0.999 / peak
@@ -283,9 +281,8 @@ def _synth_one(job: SynthJob, vocoders: Sequence[str], audio_dir: Path, rate: in
             result.errors.append(f"{job.path}: {error}")
             continue
         target = audio_dir / f"{twin}.flac"
-        partial = target.with_name(f".{twin}.part.flac")
-        sf.write(partial, out, rate, subtype="PCM_16")
-        partial.replace(target)
+        with atomic_output(target) as partial:
+            sf.write(partial, out, rate, subtype="PCM_16")
         result.lines.append(f"{job.speaker} {twin} - {SYSTEM_PREFIX}{name} spoof")
     return result
 
@@ -304,17 +301,14 @@ def _utt_ids(utterances: Sequence[Utterance]) -> list[str]:
 def _resume_state(protocol: Path, audio_dir: Path) -> set[str]:
     """Twins already finished. Lines whose audio has gone (and leftovers of a write that was
     cut short) are dropped first, so redoing them cannot list a twin twice."""
-    for leftover in audio_dir.glob(".*.part.flac"):
-        leftover.unlink()
+    remove_partial_files(audio_dir)
     if not protocol.exists():
         return set()
     lines = protocol.read_text(encoding="utf-8").splitlines()
     kept = [line for line in lines if len(line.split()) == 5
             and (audio_dir / f"{line.split()[1]}.flac").exists()]
     if len(kept) != len(lines):
-        partial = protocol.with_name(f".{protocol.name}.part")
-        partial.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
-        partial.replace(protocol)
+        write_text_atomically(protocol, "".join(f"{line}\n" for line in kept))
     return {line.split()[1] for line in kept}
 
 

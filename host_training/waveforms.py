@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.atomic import atomic_output
 from edge_runtime.audio import check_samples, display_path, stream_audio
 from host_training.datasets import Utterance
 
@@ -47,7 +48,6 @@ def load_waveforms(utterances: list[Utterance], sample_rate: int,
     if cache_file is not None:
         offsets = np.cumsum([0] + [len(w) for w in waves])
         samples = np.concatenate([np.clip(np.round(w * 32768.0), -32768, 32767) for w in waves])
-        temporary = cache_file.with_suffix(".tmp.npz")
-        np.savez(temporary, samples=samples.astype(np.int16), offsets=offsets)
-        temporary.replace(cache_file)
+        with atomic_output(cache_file) as temporary:
+            np.savez(temporary, samples=samples.astype(np.int16), offsets=offsets)
     return waves

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from edge_runtime.model import default_model_path
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +46,7 @@ def write_audio(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def shipped_model_path() -> Path:
-    return REPO / "models" / "edge_detect.tflite"
+    return default_model_path()
 
 
 def asoundrc(devices: dict[str, Path]) -> str:

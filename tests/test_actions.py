@@ -125,6 +125,23 @@ def test_gpio_bad_pin_is_a_device_error(mock_pins) -> None:
         GpioLine("NOT_A_PIN")
 
 
+def test_gpio_off_a_board_says_how_to_run_without_one(monkeypatch) -> None:
+    pytest.importorskip("gpiozero")
+    from gpiozero import Device
+
+    from edge_runtime.errors import DeviceError
+
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
+    monkeypatch.setattr(Device, "pin_factory", None)
+    try:
+        line = GpioLine(17)
+    except DeviceError as error:
+        assert "GPIOZERO_PIN_FACTORY=mock" in str(error)
+    else:  # this machine has GPIO pins
+        line.close(wait=False)
+        pytest.skip("a real pin factory loaded here")
+
+
 def test_clip_is_written_atomically_and_readable(tmp_path: Path) -> None:
     samples = speech_like(1.0)
     path = tmp_path / "c.wav"

@@ -169,3 +169,11 @@ def test_bad_config_is_refused(bad: dict) -> None:
 def test_unknown_codec_is_refused() -> None:
     with pytest.raises(ValueError, match="not available"):
         aug.codec_roundtrip(CLIP, "aac", 0.5)
+
+
+def test_augmentation_runs_at_the_front_ends_rate_and_old_configs_still_load() -> None:
+    assert "sample_rate" not in {f.name for f in fields(AugmentConfig)}
+    old = {"frontend": {"sample_rate": 16000}, "augment": {"sample_rate": 16000}}
+    assert config_from_dict(old).augment == AugmentConfig()
+    with pytest.raises(ValueError, match="front end's rate"):
+        config_from_dict({"augment": {"sample_rate": 22050}})

@@ -13,15 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edge_runtime.bench import (
-    SCHEMA_VERSION,
-    BenchSettings,
-    compare_table,
-    latency_stats,
-    load_report,
-    run_bench,
-    validate_report,
-)
+from edge_runtime.bench import BenchSettings, latency_stats, run_bench
+from edge_runtime.bench_compare import compare_table
+from edge_runtime.bench_report import SCHEMA_VERSION, load_report, validate_report
 from edge_runtime.cli import main
 from edge_runtime.errors import ConfigError
 from edge_runtime.macs import op_macs, read_graph
@@ -172,8 +166,8 @@ def test_validate_report_names_the_problem(tiny_report: dict):
     del broken["latency_ms"]["invoke"]
     broken["stream"]["rtf"] = "fast"
     problems = validate_report(broken)
-    assert "report.latency_ms.invoke: missing" in problems
-    assert any(p.startswith("report.stream.rtf: expected") for p in problems)
+    assert "report.latency_ms: 'invoke' is a required property" in problems
+    assert "report.stream.rtf: 'fast' is not of type 'number'" in problems
     newer = dict(tiny_report, schema_version=SCHEMA_VERSION + 1)
     assert "schema_version" in validate_report(newer)[0]
     assert validate_report([1, 2]) == ["report: expected a JSON object"]
@@ -242,6 +236,25 @@ def test_cli_compare_table_and_plot(tmp_path: Path, tiny_report: dict):
     assert result.exit_code == 0, result.output
     assert "| board-" in result.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_compare_skips_other_json_with_a_note(tmp_path: Path, tiny_report: dict):
+    report, soak = tmp_path / "a.json", tmp_path / "soak.json"
+    report.write_text(json.dumps(tiny_report))
+    soak.write_text(json.dumps({"schema": "edge-detect/soak", "hours": 1}))
+    result = CliRunner().invoke(main, ["bench", "compare", str(report), str(soak), "--no-plot"])
+    assert result.exit_code == 0, result.output
+    assert f"skipped: {soak}: not a bench report" in result.stderr
+    assert result.stdout.count(f"`{tiny_report['model']['sha256'][:12]}`") == 1
+    alone = CliRunner().invoke(main, ["bench", "compare", str(soak), "--no-plot"])
+    assert alone.exit_code == 2 and "none of these files is a bench report" in alone.output
+
+
+def test_committed_results_compare_as_the_readme_shows() -> None:
+    results = sorted((REPO / "benchmarks" / "results").glob("*.json"))
+    result = CliRunner().invoke(main, ["bench", "compare", *map(str, results), "--no-plot"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("| device |")
 
 
 def test_cli_compare_bad_file_is_one_line(tmp_path: Path):

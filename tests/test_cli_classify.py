@@ -93,6 +93,8 @@ def test_info_shows_the_card_and_interpreter(shipped_model_path: Path) -> None:
     assert text.exit_code == 0
     assert f"model:       {shipped_model_path}" in text.stdout
     assert "interpreter: ai_edge_litert" in text.stdout
+    assert "eval:" in text.stdout  # the headline figures of the card
+    assert len(text.stdout.splitlines()) <= 30  # a summary; the whole card is --json
     as_json = json.loads(invoke("info", "--json").stdout)
     assert as_json["card"]["sha256"] == sha256_of(shipped_model_path)
     frames, bands = as_json["card"]["input"]["shape"][1:3]

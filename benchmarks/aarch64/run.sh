@@ -116,7 +116,7 @@ fi
 
 # Copy only what the board runs; the venv and caches stay on the host.
 rm -rf "$ROOTFS/src" && mkdir -p "$ROOTFS/src"
-tar -C "$REPO" -cf - pyproject.toml edge_runtime models samples | tar -C "$ROOTFS/src" -xf -
+tar -C "$REPO" -cf - pyproject.toml edge_runtime samples | tar -C "$ROOTFS/src" -xf -
 find "$ROOTFS/src" -name __pycache__ -prune -exec rm -rf {} +
 
 # Pin numpy and LiteRT to the host's versions so both runs use the same kernels' versions.
@@ -176,14 +176,14 @@ arm "$PY /tmp/parity.py score /tmp/inputs.npz" 2>/dev/null > "$TMP/arm_raw.json"
   || die "arm64 parity score failed"
 log "same int8 inputs, emulated $QEMU_CPU_MODEL:"
 "$HOST_PYTHON" "$REPO/benchmarks/aarch64/parity.py" compare "$TMP/host_raw.json" \
-  "$TMP/arm_raw.json" "$REPO/models/edge_detect.json" --classify "$TMP/host.jsonl" \
+  "$TMP/arm_raw.json" "$REPO/edge_runtime/models/edge_detect.json" --classify "$TMP/host.jsonl" \
   "$TMP/arm64.jsonl" || { log "FAILED: x86_64 and aarch64 disagree"; exit 1; }
 # The Pi 5's Cortex-A76 has the dot-product extension: XNNPACK takes other int8 kernels there.
 QEMU_CPU_MODEL=cortex-a76 arm "$PY /tmp/parity.py score /tmp/inputs.npz" 2>/dev/null \
   > "$TMP/arm_raw_a76.json" || die "arm64 parity score (cortex-a76) failed"
 log "same int8 inputs, emulated cortex-a76:"
 "$HOST_PYTHON" "$REPO/benchmarks/aarch64/parity.py" compare "$TMP/host_raw.json" \
-  "$TMP/arm_raw_a76.json" "$REPO/models/edge_detect.json" \
+  "$TMP/arm_raw_a76.json" "$REPO/edge_runtime/models/edge_detect.json" \
   || { log "FAILED: x86_64 and aarch64 (cortex-a76) disagree"; exit 1; }
 
 # --- check 2: bench completes -----------------------------------------------------------------

@@ -6,6 +6,7 @@ Every EdgeDetectError becomes one line on stderr and its exit code, here and onl
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -13,10 +14,24 @@ from typing import Any
 import click
 
 from edge_runtime import __version__
-from edge_runtime.errors import EXIT_INPUT_ERROR, EXIT_RUNTIME_FAULT, EdgeDetectError
+from edge_runtime.errors import (
+    EXIT_INPUT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OUTPUT_CLOSED,
+    EXIT_RUNTIME_FAULT,
+    EdgeDetectError,
+)
 
-EXIT_INTERRUPTED = 130
-EXIT_OUTPUT_CLOSED = 141  # as if killed by SIGPIPE (128 + 13), what shells expect
+# Each command's module is imported only when that command runs: `classify` on a board does
+# not pay for the profile parser, the bench or the live path (memory and cold start).
+COMMANDS = {
+    "bench": "edge_runtime.cli.bench:bench",
+    "calibrate": "edge_runtime.cli.calibrate:calibrate",
+    "classify": "edge_runtime.cli.classify:classify",
+    "config": "edge_runtime.cli.config_cmd:config",
+    "info": "edge_runtime.cli.info:info",
+    "run": "edge_runtime.cli.run:run",
+}
 
 
 class EdgeDetectGroup(click.Group):
@@ -26,6 +41,15 @@ class EdgeDetectGroup(click.Group):
     checks for 0 ("bona fide") is never told a recording passed when it was not judged.
     EDGE_DETECT_DEBUG=1 shows the traceback instead.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module_name, _, attribute = COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -61,23 +85,5 @@ class EdgeDetectGroup(click.Group):
 def main() -> None:
     """Spoofed-speech (audio deepfake) detection on the edge."""
 
-
-def _register() -> None:
-    from edge_runtime.cli.bench import bench
-    from edge_runtime.cli.calibrate import calibrate
-    from edge_runtime.cli.classify import classify
-    from edge_runtime.cli.config_cmd import config
-    from edge_runtime.cli.info import info
-    from edge_runtime.cli.run import run
-
-    main.add_command(bench)
-    main.add_command(classify)
-    main.add_command(info)
-    main.add_command(run)
-    main.add_command(config)
-    main.add_command(calibrate)
-
-
-_register()
 
 __all__ = ["EXIT_INPUT_ERROR", "main"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edge_runtime.cli.options import model_option, threads_option
+from edge_runtime.defaults import DEFAULT_HOP_SECONDS, HOP_RANGE
 from edge_runtime.errors import ConfigError
 
 
@@ -55,24 +56,25 @@ def _summary(report: dict) -> str:
               help="Fresh processes for the cold-start figure (0 skips it).")
 @click.option("--stream-seconds", type=click.FloatRange(1.0, 3600.0), default=60.0,
               show_default=True, help="Audio pushed through the streaming path.")
-@click.option("--hop", "hop_seconds", type=click.FloatRange(0.01, 60.0), default=None,
-              help="Seconds between scored windows when streaming (default 0.5).")
+@click.option("--hop", "hop_seconds", type=click.FloatRange(*HOP_RANGE),
+              default=DEFAULT_HOP_SECONDS, show_default=True,
+              help="Seconds between scored windows when streaming.")
 @click.option("--note", default=None, help="Free text stored in the report (e.g. 'emulated').")
 @click.pass_context
 def bench(ctx: click.Context, model_path: Path | None, threads: int | None,
           json_out: Path | None, warmup: int, repeat: int, cold_runs: int,
-          stream_seconds: float, hop_seconds: float | None, note: str | None) -> None:
+          stream_seconds: float, hop_seconds: float, note: str | None) -> None:
     """Measure latency, real-time factor and memory of the edge runtime on this device.
 
     Progress goes to stderr, a summary (or the JSON with --json -) to stdout.
     """
     if ctx.invoked_subcommand is not None:
         return
-    from edge_runtime.bench import DEFAULT_HOP_SECONDS, BenchSettings, Progress, run_bench
+    from edge_runtime.atomic import write_text_atomically
+    from edge_runtime.bench import BenchSettings, Progress, run_bench
 
     settings = BenchSettings(warmup=warmup, repeat=repeat, cold_runs=cold_runs,
-                             stream_seconds=stream_seconds,
-                             hop_seconds=hop_seconds or DEFAULT_HOP_SECONDS)
+                             stream_seconds=stream_seconds, hop_seconds=hop_seconds)
     if json_out is not None and str(json_out) != "-" and not json_out.parent.is_dir():
         raise ConfigError(f"{json_out.parent}: no such directory for the report")
     report = run_bench(model_path, threads, settings, note, Progress(sys.stderr))
@@ -81,7 +83,7 @@ def bench(ctx: click.Context, model_path: Path | None, threads: int | None,
         click.echo(text)
         return
     if json_out is not None:
-        json_out.write_text(text + "\n", encoding="utf-8")
+        write_text_atomically(json_out, text + "\n")
     click.echo(_summary(report))
 
 
@@ -91,10 +93,22 @@ def bench(ctx: click.Context, model_path: Path | None, threads: int | None,
               show_default=True, help="PNG to write (needs matplotlib, host side).")
 @click.option("--no-plot", is_flag=True, help="Only print the table.")
 def compare(reports: tuple[Path, ...], plot: Path, no_plot: bool) -> None:
-    """One markdown table (and optionally a PNG) from bench reports of several devices."""
-    from edge_runtime.bench import compare_table, load_report, plot_reports
+    """One markdown table (and optionally a PNG) from bench reports of several devices.
 
-    loaded = [load_report(path) for path in reports]
+    Files that are JSON but not bench reports (a soak summary, say) are skipped with a note;
+    a missing or unreadable file is an error (exit 2).
+    """
+    from edge_runtime.bench_compare import compare_table, plot_reports
+    from edge_runtime.bench_report import NotABenchReport, load_report
+
+    loaded = []
+    for path in reports:
+        try:
+            loaded.append(load_report(path))
+        except NotABenchReport as error:
+            click.echo(f"edge-detect: skipped: {error}", err=True)
+    if not loaded:
+        raise ConfigError("none of these files is a bench report")
     click.echo(compare_table(loaded))
     if not no_plot:
         try:

@@ -9,18 +9,17 @@ from pathlib import Path
 import click
 
 from edge_runtime.cli.options import model_option, threads_option
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"}
+from edge_runtime.defaults import CALIBRATION_SECONDS_RANGE
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
+    from edge_runtime.audio import audio_files_in
     from edge_runtime.errors import AudioError
 
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            files = audio_files_in(path)
             if not files:
                 raise AudioError(f"{path}: no audio files in this folder")
             found.extend(files)
@@ -34,7 +33,7 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 @click.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
               help="The profile whose [model] threshold is rewritten.")
-@click.option("--seconds", type=click.FloatRange(1.0, 3600.0), default=None,
+@click.option("--seconds", type=click.FloatRange(*CALIBRATION_SECONDS_RANGE), default=None,
               help="Seconds to record (default: the profile's calibration.seconds).")
 @click.option("--files", "files", multiple=True, type=click.Path(path_type=Path),
               help="Bona fide recordings (files or folders) instead of the microphone; "
@@ -56,6 +55,7 @@ def calibrate(config_path: Path, seconds: float | None, files: tuple[Path, ...],
     from edge_runtime.errors import AudioError
     from edge_runtime.model import SpoofModel
     from edge_runtime.stream import detector_from_profile
+    from edge_runtime.wording import counted
 
     setup_logging()
     log = logging.getLogger("edge_runtime")
@@ -106,12 +106,13 @@ def calibrate(config_path: Path, seconds: float | None, files: tuple[Path, ...],
                          "gate.threshold_db)")
     result = calibrate(scores, target)
     if not result.enough:
-        log.warning("only %d windows: too few to resolve a %.1f%% FRR; record longer",
-                    result.windows, target * 100)
+        log.warning("only %s: too few to resolve a %.1f%% FRR; record longer",
+                    counted(result.windows, "window"), target * 100)
     if dry_run:
         click.echo(f"{config_path}: {result.describe()} (not written: --dry-run)")
         return
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     write_threshold(config_path, result.threshold,
-                    comment=f"calibrated {stamp}: FRR {target:.1%} on {result.windows} windows")
+                    comment=f"calibrated {stamp}: FRR {target:.1%} on "
+                            f"{counted(result.windows, 'window')}")
     click.echo(f"{config_path}: {result.describe()}; written")

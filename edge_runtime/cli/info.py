@@ -1,20 +1,52 @@
-"""`edge-detect info`: the model card and the interpreter in use."""
+"""`edge-detect info`: a short summary of the model, its card and the interpreter in use."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from edge_runtime.cli.options import model_option
 
 
+def _percent(value: Any) -> str:
+    return f"{value * 100:.1f} %" if isinstance(value, int | float) else "?"
+
+
+def summary_lines(shown: str, interpreter: str, size_bytes: int, card: dict[str, Any]) -> list[str]:
+    """The card's headline facts, one line each; everything else is in `info --json`."""
+    fe = card["frontend"]
+    lines = [
+        f"model:       {shown}",
+        f"name:        {card.get('name', card['model_file'])}",
+        f"interpreter: {interpreter}",
+        f"size:        {size_bytes / 1024:.1f} KiB, {card.get('parameters', '?')} parameters, "
+        f"sha256 {card['sha256'][:12]}...",
+        f"front end:   {fe['scale']} {fe['n_bands']} bands, n_fft {fe['n_fft']}, "
+        f"hop {fe['hop_length']}, window {fe['window_seconds']} s at {fe['sample_rate']} Hz",
+        f"threshold:   {card['threshold']:.4f}"
+        + (f" ({card['threshold_source']})" if card.get("threshold_source") else ""),
+    ]
+    quant = card.get("quantization", {})
+    if quant:
+        lines.append(f"int8:        dev EER {_percent(quant.get('dev_eer_int8'))} "
+                     f"(float {_percent(quant.get('dev_eer_float'))})")
+    for split, result in card.get("metrics", {}).items():
+        if isinstance(result, dict) and "eer" in result:
+            lines.append(f"{split + ':':<12} EER {_percent(result['eer'])}, "
+                         f"minDCF {result.get('min_dcf', float('nan')):.3f} on "
+                         f"{result.get('files', '?')} clips")
+    lines.append("whole card:  edge-detect info --json")
+    return lines
+
+
 @click.command()
 @model_option
-@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole card as JSON.")
 def info(model_path: Path | None, as_json: bool) -> None:
-    """Show the model, its card and the TFLite interpreter that runs it."""
+    """Show the model, a summary of its card and the TFLite interpreter that runs it."""
     from edge_runtime.audio import display_path
     from edge_runtime.model import SpoofModel
 
@@ -25,12 +57,5 @@ def info(model_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps({"model": shown, "interpreter": model.interpreter_name,
                                "card": card}, indent=2))
         return
-    click.echo(f"model:       {shown}")
-    click.echo(f"interpreter: {model.interpreter_name}")
-    click.echo(f"size:        {model.path.stat().st_size / 1024:.1f} KiB")
-    click.echo(f"threshold:   {model.threshold:.4f}")
-    fe = model.frontend_config
-    click.echo(f"front end:   {fe.scale} {fe.n_bands} bands, n_fft {fe.n_fft}, "
-               f"hop {fe.hop_length}, window {fe.window_seconds} s at {fe.sample_rate} Hz")
-    click.echo("card:")
-    click.echo(json.dumps(card, indent=2))
+    for line in summary_lines(shown, model.interpreter_name, model.path.stat().st_size, card):
+        click.echo(line)

@@ -16,9 +16,14 @@ from typing import Any
 import click
 
 from edge_runtime.cli.options import model_option, threads_option
-
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
+from edge_runtime.defaults import (
+    CAPTURE_RATE_RANGE,
+    CHANNELS_RANGE,
+    CHUNK_RANGE,
+    DEFAULT_HOP_SECONDS,
+    HOP_RANGE,
+)
+from edge_runtime.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 
 class Terminated(BaseException):
@@ -55,19 +60,19 @@ def _device(value: str | None) -> int | str | None:
               help="Audio file played as if live, or - for raw S16_LE PCM on stdin "
                    "(default: the microphone).")
 @click.option("--fast", is_flag=True, help="With --input FILE: as fast as possible, not real time.")
-@click.option("--rate", type=click.IntRange(4000, 384000), default=None,
+@click.option("--rate", type=click.IntRange(*CAPTURE_RATE_RANGE), default=None,
               help="Sample rate of stdin PCM (default 16000) or of the microphone.")
-@click.option("--channels", type=click.IntRange(1, 32), default=None,
+@click.option("--channels", type=click.IntRange(*CHANNELS_RANGE), default=None,
               help="Channels of stdin PCM (default 1) or of the microphone.")
 @click.option("--device", default=None, help="Microphone index or part of its name.")
-@click.option("--chunk", type=click.IntRange(64, 65536), default=None,
+@click.option("--chunk", type=click.IntRange(*CHUNK_RANGE), default=None,
               help="Frames per microphone read.")
 @model_option
 @threads_option
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Spoof threshold (default: the profile's, else the model card's).")
-@click.option("--hop", type=click.FloatRange(0.01, 4.0), default=None,
-              help="Seconds between scored windows.")
+@click.option("--hop", type=click.FloatRange(*HOP_RANGE), default=None,
+              help=f"Seconds between scored windows (default {DEFAULT_HOP_SECONDS}).")
 @click.option("--gate", type=click.Choice(["energy", "webrtcvad", "off"]), default=None,
               help="Speech gate.")
 @click.option("--smoothing", type=click.Choice(["mean", "k_of_n"]), default=None,
