@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from edge_runtime.audio import fit_to_window, split_windows
@@ -24,7 +26,7 @@ def random_window(audio: np.ndarray, window_samples: int, rng: np.random.Generat
     return fit_to_window(audio, window_samples)
 
 
-def training_batch(waves: list[np.ndarray], frontend: Frontend, rng: np.random.Generator,
+def training_batch(waves: Sequence[np.ndarray], frontend: Frontend, rng: np.random.Generator,
                    augment_config: AugmentConfig | None,
                    noise_bank: list[np.ndarray] | None = None) -> np.ndarray:
     """One augmented random window per clip: (n, frames, bands) float32."""
@@ -35,7 +37,7 @@ def training_batch(waves: list[np.ndarray], frontend: Frontend, rng: np.random.G
         short = None
         audio = wave
         if augment_config is not None:
-            audio = augment(wave, rng, augment_config, noise_bank)
+            audio = augment(wave, rng, augment_config, noise_bank, rate)
             if augment_config.short_crop_prob > 0 and rng.random() < augment_config.short_crop_prob:
                 low, high = augment_config.short_crop_seconds
                 short = (int(low * rate), int(high * rate))

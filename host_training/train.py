@@ -21,7 +21,7 @@ from host_training.features import (
     training_batch,
 )
 from host_training.sampling import capped_selection
-from host_training.waveforms import load_waveforms
+from host_training.waveforms import load_clip_bank, load_waveforms
 
 
 @dataclass
@@ -75,6 +75,10 @@ class WeightAverage:
 
     def weights(self) -> list[np.ndarray]:
         return [(total / self.count).astype(np.float32) for total in self._sum]
+
+
+def _uses_babble(config: TrainConfig) -> bool:
+    return config.augment.noise_prob > 0 and "babble" in config.augment.noise_types
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -131,14 +135,14 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     log(f"train: {summarize(train_utts)['files']} files from {root} and "
         f"{len(config.data.train_roots) + len(config.data.extra_train_roots)} more roots; "
         f"dev: {len(dev_utts)} files from {dev_root}")
-    train_waves = load_waveforms(train_utts, config.frontend.sample_rate, cache_dir)
+    train_waves = load_clip_bank(train_utts, config.frontend.sample_rate, cache_dir)
     dev_waves = load_waveforms(dev_utts, config.frontend.sample_rate, cache_dir)
     train_labels = np.array([u.is_spoof for u in train_utts], dtype=np.float32)
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
     dev_features, dev_owners = clip_windows(dev_waves, frontend)
     # Babble is made of bona fide speech only, so no spoof audio leaks into bona fide clips.
-    noise_bank = [w for w, u in zip(train_waves, train_utts, strict=True)
-                  if not u.is_spoof and u.system == "-"]
+    noise_bank = [train_waves[i] for i, u in enumerate(train_utts)
+                  if not u.is_spoof and u.system == "-"] if _uses_babble(config) else []
 
     model = build_model(config.frontend.feature_shape, config.model)
     model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate),
@@ -155,7 +159,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     for epoch in range(1, config.training.epochs + 1):
         started = time.perf_counter()
         chosen = _epoch_selection(train_utts, base_count, config, rng)
-        features = training_batch([train_waves[i] for i in chosen], frontend, rng,
+        features = training_batch(train_waves.select(chosen), frontend, rng,
                                   config.augment, noise_bank)
         fit = model.fit(features[..., None], train_labels[chosen],
                         batch_size=config.training.batch_size,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from host_training.datasets import Utterance
 from host_training.sampling import capped_selection, group_of
@@ -54,3 +55,17 @@ def test_weight_average_is_the_mean_from_its_start_epoch() -> None:
     assert average.update(4, [np.array([5.0])])
     np.testing.assert_allclose(average.weights()[0], [3.0])
     assert not WeightAverage(start=0).update(5, [np.array([1.0])])
+
+
+def test_clip_bank_reads_float32_clips_from_int16(tmp_path: Path) -> None:
+    from host_training.waveforms import ClipBank
+
+    samples = np.array([0, 16384, -32768, 100, 200], dtype=np.int16)
+    bank = ClipBank(samples, np.array([0, 3, 5]))
+    assert len(bank) == 2
+    np.testing.assert_array_equal(bank[0], np.array([0.0, 0.5, -1.0], dtype=np.float32))
+    assert bank[-1].dtype == np.float32 and bank[-1].shape == (2,)
+    chosen = bank.select([1, 1, 0])
+    assert len(chosen) == 3 and [c.shape[0] for c in chosen] == [2, 2, 3]
+    with pytest.raises(IndexError):
+        bank[2]
