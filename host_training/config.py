@@ -51,6 +51,17 @@ class OptimConfig:
     # Izmailov et al. 2018) and score it on dev like a checkpoint: one run's epochs scatter as
     # much as seeds do, and their average sits in a flatter, better-generalising region. 0 = off.
     average_from_epoch: int = 0
+    # Distillation: a JSON map {resolved audio path: teacher spoof probability} (e.g. from
+    # `edge-train teacher`), mixed into each clip's target with this weight. Clips the map
+    # lacks keep their hard label.
+    teacher_scores: str = ""
+    teacher_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.teacher_weight <= 1.0:
+            raise ValueError(f"teacher_weight = {self.teacher_weight}: must be in [0, 1]")
+        if self.teacher_weight > 0 and not self.teacher_scores:
+            raise ValueError("teacher_weight > 0 needs teacher_scores (a JSON file)")
 
 
 @dataclass(frozen=True)

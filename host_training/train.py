@@ -81,6 +81,21 @@ def _uses_babble(config: TrainConfig) -> bool:
     return config.augment.noise_prob > 0 and "babble" in config.augment.noise_types
 
 
+def training_targets(utterances: list[Utterance], labels: np.ndarray, config: TrainConfig,
+                     log=print) -> np.ndarray:
+    """Each clip's target: its label, or with a teacher, (1 - w) * label + w * teacher score."""
+    weight = config.training.teacher_weight
+    if weight == 0:
+        return labels
+    scores = json.loads(Path(config.training.teacher_scores).read_text())
+    teacher = np.array([scores.get(str(u.path.resolve()), np.nan) for u in utterances])
+    missing = np.isnan(teacher)
+    log(f"teacher: soft scores for {int((~missing).sum())} of {len(utterances)} clips "
+        f"(weight {weight}); the rest keep their label")
+    teacher[missing] = labels[missing]
+    return ((1 - weight) * labels + weight * teacher).astype(np.float32)
+
+
 def class_weights(labels: np.ndarray) -> dict[int, float]:
     counts = np.bincount(labels.astype(int), minlength=2)
     total = counts.sum()
@@ -138,6 +153,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     train_waves = load_clip_bank(train_utts, config.frontend.sample_rate, cache_dir)
     dev_waves = load_waveforms(dev_utts, config.frontend.sample_rate, cache_dir)
     train_labels = np.array([u.is_spoof for u in train_utts], dtype=np.float32)
+    train_targets = training_targets(train_utts, train_labels, config, log)
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
     dev_features, dev_owners = clip_windows(dev_waves, frontend)
     # Babble is made of bona fide speech only, so no spoof audio leaks into bona fide clips.
@@ -161,9 +177,11 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         chosen = _epoch_selection(train_utts, base_count, config, rng)
         features = training_batch(train_waves.select(chosen), frontend, rng,
                                   config.augment, noise_bank)
-        fit = model.fit(features[..., None], train_labels[chosen],
-                        batch_size=config.training.batch_size,
-                        epochs=1, class_weight=class_weights(train_labels[chosen]),
+        weights = class_weights(train_labels[chosen])
+        fit = model.fit(features[..., None], train_targets[chosen],
+                        batch_size=config.training.batch_size, epochs=1,
+                        sample_weight=np.array([weights[int(y)] for y in train_labels[chosen]],
+                                               dtype=np.float32),
                         shuffle=True, verbose=0)
         rates = dev_rates()
         entry = {"epoch": epoch, "loss": float(fit.history["loss"][0]), "dev_eer": rates.eer,

@@ -69,3 +69,26 @@ def test_clip_bank_reads_float32_clips_from_int16(tmp_path: Path) -> None:
     assert len(chosen) == 3 and [c.shape[0] for c in chosen] == [2, 2, 3]
     with pytest.raises(IndexError):
         bank[2]
+
+
+def test_teacher_scores_soften_targets_and_missing_clips_keep_labels(tmp_path: Path) -> None:
+    import json
+
+    from host_training.config import config_from_dict
+    from host_training.train import training_targets
+
+    utts = [_utt("spoof", "a", "x"), _utt("bonafide", "-", "LJ"), _utt("spoof", "b", "y")]
+    scores = tmp_path / "teacher.json"
+    scores.write_text(json.dumps({str(utts[0].path.resolve()): 0.2,
+                                  str(utts[1].path.resolve()): 0.6}))
+    labels = np.array([1.0, 0.0, 1.0], dtype=np.float32)
+    config = config_from_dict({"training": {"teacher_scores": str(scores),
+                                            "teacher_weight": 0.5}})
+    lines: list[str] = []
+    targets = training_targets(utts, labels, config, lines.append)
+    np.testing.assert_allclose(targets, [0.6, 0.3, 1.0])
+    assert "2 of 3 clips" in lines[0]
+    plain = config_from_dict({})
+    assert training_targets(utts, labels, plain) is labels
+    with pytest.raises(ValueError, match="teacher_scores"):
+        config_from_dict({"training": {"teacher_weight": 0.5}})
