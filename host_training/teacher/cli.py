@@ -15,6 +15,7 @@ import click
 from edge_runtime.atomic import write_text_atomically
 from host_training.cli_options import fail
 from host_training.teacher.embeddings import DEFAULT_CACHE
+from host_training.teacher.head import FOLD_GROUPINGS
 
 cache_option = click.option(
     "--cache", "cache_dir", type=click.Path(path_type=Path, file_okay=False),
@@ -95,17 +96,22 @@ def build_cli() -> click.Group:
     @click.option("--extra", "extra", multiple=True,
                   help="ROOT:SPLIT of more training audio (generated, augmented), scored by "
                        "the full head (repeatable).")
+    @click.option("--bonafide-folds", "bonafide_by", type=click.Choice(FOLD_GROUPINGS),
+                  default="source", show_default=True,
+                  help="Hold bona fide clips out by source (FSDD, LJ, ...) or by speaker.")
     @click.option("--copy-to", "copy_to", type=click.Path(path_type=Path, dir_okay=False),
                   default=None, help="Also copy the file here.")
     @cache_option
     def scores(out_path: Path | None, train: tuple[str, ...], extra: tuple[str, ...],
-               copy_to: Path | None, cache_dir: Path) -> None:
+               bonafide_by: str, copy_to: Path | None, cache_dir: Path) -> None:
         """Soft scores for distillation: out-of-fold on train, full head on --extra."""
-        table = _guarded(lambda: fitting.soft_scores(cache_dir, _pairs(train), _pairs(extra)))
+        table, oof_eer = _guarded(lambda: fitting.soft_scores(
+            cache_dir, _pairs(train), _pairs(extra), bonafide_by))
         out_path = out_path or cache_dir / fitting.TRAIN_SCORES_FILE
         out_path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomically(out_path, json.dumps(table, indent=0) + "\n")
-        click.echo(f"{len(table)} scores written to {out_path}")
+        click.echo(f"{len(table)} scores written to {out_path} "
+                   f"(out-of-fold EER on train {oof_eer:.2%})")
         if copy_to is not None:
             copy_to.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomically(copy_to, out_path.read_text())

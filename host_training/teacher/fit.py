@@ -29,7 +29,7 @@ from host_training.teacher.head import (
 DEFAULT_TRAIN = (("/work/shared/data/spoofmix", "train"), ("/work/data/extra", "train"))
 DEFAULT_DEV = ("/work/data/extra", "dev")
 DEFAULT_EVAL = (("/work/shared/data/spoofmix", "eval"),)
-L2_GRID = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+L2_GRID = (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0)
 CAP_GRID = (0, 10, 30, 100)
 HEAD_FILE = "head.npz"
 METRICS_FILE = "metrics.json"
@@ -106,18 +106,20 @@ def fit_and_report(cache_dir: Path = DEFAULT_CACHE,
 
 def soft_scores(cache_dir: Path = DEFAULT_CACHE,
                 train_pairs: tuple[tuple[str, str], ...] = DEFAULT_TRAIN,
-                extra_pairs: tuple[tuple[str, str], ...] = ()) -> dict[str, float]:
+                extra_pairs: tuple[tuple[str, str], ...] = (),
+                bonafide_by: str = "source") -> tuple[dict[str, float], float]:
     """Out-of-fold spoof probability of every training clip (5 folds grouped by system /
-    bona fide source), and the full head's probability for clips of ``extra_pairs``."""
+    bona fide source or speaker), and the full head's probability for clips of
+    ``extra_pairs``; with the out-of-fold EER over the training clips."""
     report = json.loads((cache_dir / METRICS_FILE).read_text())
     best = report["chosen"]
     train = load_sets(train_pairs, cache_dir)
     scores = out_of_fold_scores(train.utterances, train.embeddings, int(best["group_cap"]),
-                                best["l2"])
+                                best["l2"], bonafide_by=bonafide_by)
     table = {path_key(u.path): float(s) for u, s in zip(train.utterances, scores, strict=True)}
     if extra_pairs:
         head = Head.load(cache_dir / HEAD_FILE)
         extra = load_sets(extra_pairs, cache_dir)
         table.update({path_key(u.path): float(s) for u, s in zip(
             extra.utterances, head.spoof_probability(extra.embeddings), strict=True)})
-    return table
+    return table, _eer(train, scores)

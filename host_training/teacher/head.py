@@ -22,6 +22,15 @@ from host_training.sampling import group_of
 DEFAULT_L2 = 1.0
 DEFAULT_GROUP_CAP = 30
 N_FOLDS = 5
+FOLD_GROUPINGS = ("source", "speaker")  # what holds a bona fide clip's fold together
+
+
+def fold_group(utterance: Utterance, bonafide_by: str = "source") -> str:
+    """Spoofs go by system; bona fide clips by source (FSDD, LJ, EXT_<owner>, ...) or, finer,
+    by speaker (FSDD_nicolas), so a held-out fold still has the source's channel in training."""
+    if utterance.is_spoof or bonafide_by == "source":
+        return group_of(utterance)
+    return f"bonafide-speaker:{utterance.speaker}"
 
 
 def training_weights(utterances: list[Utterance], group_cap: int) -> np.ndarray:
@@ -84,15 +93,16 @@ def fit_head(embeddings: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     return Head(mean, scale, result.x[:-1], float(result.x[-1]))
 
 
-def group_folds(utterances: list[Utterance], n_folds: int = N_FOLDS) -> np.ndarray:
-    """Fold index per clip; a group (system or bona fide source) lies in one fold only.
+def group_folds(utterances: list[Utterance], n_folds: int = N_FOLDS,
+                bonafide_by: str = "source") -> np.ndarray:
+    """Fold index per clip; a group (see fold_group) lies in one fold only.
     Groups go largest first to the fold with the fewest clips of the same class."""
-    groups = [group_of(u) for u in utterances]
+    groups = [fold_group(u, bonafide_by) for u in utterances]
     sizes = Counter(groups)
     load = {cls: np.zeros(n_folds) for cls in ("spoof", "bonafide")}
     fold_of: dict[str, int] = {}
     for group, size in sorted(sizes.items(), key=lambda item: (-item[1], item[0])):
-        cls = group.split(":")[0]
+        cls = "spoof" if group.startswith("spoof:") else "bonafide"
         fold = int(np.argmin(load[cls]))
         fold_of[group] = fold
         load[cls][fold] += size
@@ -100,9 +110,10 @@ def group_folds(utterances: list[Utterance], n_folds: int = N_FOLDS) -> np.ndarr
 
 
 def out_of_fold_scores(utterances: list[Utterance], embeddings: np.ndarray, group_cap: int,
-                       l2: float, n_folds: int = N_FOLDS) -> np.ndarray:
+                       l2: float, n_folds: int = N_FOLDS, bonafide_by: str = "source",
+                       ) -> np.ndarray:
     """Spoof probability of every clip from a head that never saw the clip's group."""
-    folds = group_folds(utterances, n_folds)
+    folds = group_folds(utterances, n_folds, bonafide_by)
     labels = np.array([u.is_spoof for u in utterances])
     scores = np.zeros(len(utterances))
     for fold in range(n_folds):
