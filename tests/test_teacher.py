@@ -159,3 +159,14 @@ def test_whisper_encoder_unpadded_agrees_with_padded_window() -> None:
     assert unpadded.shape == (768,) and np.isfinite(unpadded).all()
     cosine = unpadded @ reference / np.linalg.norm(unpadded) / np.linalg.norm(reference)
     assert cosine > 0.98
+
+
+def test_speaker_folds_split_a_bonafide_source_by_speaker() -> None:
+    utterances = [Utterance(Path(f"/x/{s}_{i}.flac"), "bonafide", "-", f"FSDD_{s}")
+                  for s in "abcde" for i in range(4)]
+    assert len(set(group_folds(utterances, 5, "source").tolist())) == 1
+    by_speaker = group_folds(utterances, 5, "speaker")
+    assert len(set(by_speaker.tolist())) == 5
+    for s in "abcde":
+        assert len({int(f) for u, f in zip(utterances, by_speaker, strict=True)
+                    if u.speaker == f"FSDD_{s}"}) == 1
