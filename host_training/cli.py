@@ -28,6 +28,12 @@ def _register_vocoder() -> None:
     main.add_command(vocoder_cli(), name="vocoder")
 
 
+def _register_teacher() -> None:
+    from host_training.teacher.cli import build_cli as teacher_cli
+
+    main.add_command(teacher_cli(), name="teacher")
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Training config TOML (default: built-in defaults).")
@@ -263,3 +269,4 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
 
 
 _register_vocoder()
+_register_teacher()

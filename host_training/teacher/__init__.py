@@ -1,0 +1,1 @@
+"""The Whisper-encoder teacher (host side; never imported by edge_runtime)."""
