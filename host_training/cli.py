@@ -147,12 +147,13 @@ def seeds(results: tuple[Path, ...], json_out: Path | None) -> None:
         json_out.write_text(json.dumps(summary, indent=2) + "\n")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @data_option
 @click.option("--split", default="train", show_default=True,
               help="Split whose bona fide clips get vocoded twins.")
 @click.option("--out", "out_root", type=click.Path(path_type=Path, file_okay=False),
-              required=True, help="Corpus root to write (protocols/<split>.txt + <split>/flac).")
+              default=None, help="Corpus root to write (protocols/<split>.txt + <split>/flac). "
+              "Required unless an engine command follows.")
 @click.option("--vocoders", default=None,
               help="Comma-separated: world, mlsa, griffinlim, lpc (default: all installed).")
 @click.option("--limit", type=click.IntRange(0), default=0,
@@ -160,11 +161,19 @@ def seeds(results: tuple[Path, ...], json_out: Path | None) -> None:
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="Worker processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth(data_root: Path | None, split: str, out_root: Path, vocoders: str | None, limit: int,
-          jobs: int, seed: int) -> None:
+@click.pass_context
+def synth(ctx: click.Context, data_root: Path | None, split: str, out_root: Path | None,
+          vocoders: str | None, limit: int, jobs: int, seed: int) -> None:
     """Spoofs made from bona fide speech: copy-synthesis of every bona fide clip of a split
     through several vocoders (same speaker, words, level). Resumes where it stopped; add the
-    output as an extra training root."""
+    output as an extra training root.
+
+    The engine commands (kokoro, hifigan) make modern neural spoofs; they need the `synth`
+    extra (pip install -e '.[synth]')."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if out_root is None:
+        raise click.UsageError("Missing option '--out'.")
     from host_training.datasets import DatasetError, default_data_root
     from host_training.synth import SynthError, available_vocoders, synthesize_split
 
@@ -181,6 +190,13 @@ def synth(data_root: Path | None, split: str, out_root: Path, vocoders: str | No
                f"protocol {summary.protocol}")
     if summary.errors:
         sys.exit(EXIT_INPUT_ERROR)
+
+
+def _register_synth_engines() -> None:
+    from host_training.engines import hifigan_v1, kokoro
+
+    synth.add_command(kokoro.build_cli(), name="kokoro")
+    synth.add_command(hifigan_v1.build_cli(), name="hifigan")
 
 
 @main.command()
@@ -270,3 +286,4 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
 
 _register_vocoder()
 _register_teacher()
+_register_synth_engines()

@@ -298,7 +298,7 @@ def _utt_ids(utterances: Sequence[Utterance]) -> list[str]:
     return [stem if counts[stem] == 1 else f"{stem}-{index}" for index, stem in enumerate(stems)]
 
 
-def _resume_state(protocol: Path, audio_dir: Path) -> set[str]:
+def resume_state(protocol: Path, audio_dir: Path) -> set[str]:
     """Twins already finished. Lines whose audio has gone (and leftovers of a write that was
     cut short) are dropped first, so redoing them cannot list a twin twice."""
     remove_partial_files(audio_dir)
@@ -341,7 +341,7 @@ def synthesize_split(data_root: Path, split: str, out_root: Path, vocoders: Sequ
     audio_dir.mkdir(parents=True, exist_ok=True)
     protocol = out_root / "protocols" / f"{split}.txt"
     protocol.parent.mkdir(parents=True, exist_ok=True)
-    done = _resume_state(protocol, audio_dir)
+    done = resume_state(protocol, audio_dir)
     jobs_list = []
     skipped = 0
     for index, (utterance, utt) in enumerate(zip(bona_fide, _utt_ids(bona_fide), strict=True)):
