@@ -134,6 +134,7 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
               default=None, help="Also write the summary as JSON.")
 def seeds(results: tuple[Path, ...], json_out: Path | None) -> None:
     """Mean ± spread over seeds of `edge-train evaluate --json` RESULTS (one file per seed)."""
+    from edge_runtime.atomic import write_text_atomically
     from host_training.seeds import load_results, markdown, summarize_seeds
 
     try:
@@ -144,7 +145,7 @@ def seeds(results: tuple[Path, ...], json_out: Path | None) -> None:
         _fail("the results share no split")
     click.echo(markdown(summary))
     if json_out:
-        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_atomically(json_out, json.dumps(summary, indent=2) + "\n")
 
 
 @main.group(invoke_without_command=True)
