@@ -103,9 +103,13 @@ def export(run_dir: Path, out_path: Path | None, data_root: Path | None,
               help="The float Keras model (a run's best.keras): scored side by side.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Also write the full results as JSON.")
+@click.option("--name", "corpus_name", default="",
+              help="Record each split as NAME/SPLIT (e.g. extra/dev), so splits of several "
+                   "corpora can sit side by side on the card.")
 def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
              splits: tuple[str, ...], conditions: tuple[str, ...], update_card: bool,
-             det_path: Path | None, keras_path: Path | None, json_out: Path | None) -> None:
+             det_path: Path | None, keras_path: Path | None, json_out: Path | None,
+             corpus_name: str) -> None:
     """EER (pooled and per attack), minDCF and accuracy of the int8 model per split."""
     from edge_runtime.atomic import write_text_atomically
     from edge_runtime.errors import EdgeDetectError
@@ -119,6 +123,8 @@ def evaluate(model_path: Path | None, data_root: Path | None, cache_dir: Path,
                                  cache_dir, conditions, det_path, keras_path)
     except (DatasetError, EdgeDetectError) as error:
         _fail(str(error))
+    if corpus_name:
+        results = {f"{corpus_name}/{split}": values for split, values in results.items()}
     click.echo(markdown_table(results))
     if json_out:
         write_text_atomically(json_out, json.dumps(results, indent=2) + "\n")

@@ -152,3 +152,17 @@ def test_second_train_root_dev_root_and_weight_average(tiny_corpus: Path, tmp_pa
     assert "averaged_dev_eer" not in history[0] and "averaged_dev_eer" in history[1]
     # Caps of 5 per group: 5 bona fide + 5 buzz + 4 other-spoof... per epoch, not all 32 clips.
     assert "14 clips" in next(line for line in lines if line.startswith("epoch   1"))
+
+
+def test_evaluate_cli_names_splits_by_corpus(exported: dict, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from host_training.cli import main
+
+    out = tmp_path / "results.json"
+    result = CliRunner().invoke(main, [
+        "evaluate", "--model", str(exported["model_path"]), "--data", str(exported["corpus"]),
+        "--split", "dev", "--name", "tiny", "--json", str(out), "--cache", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(out.read_text())) == ["tiny/dev"]
+    assert "| tiny/dev |" in result.output
