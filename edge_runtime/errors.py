@@ -1,11 +1,16 @@
-"""One exception type per kind of user-facing failure; the CLI maps them to exit codes."""
+"""One exception type per kind of user-facing failure; the CLI maps them to exit codes.
+
+The exit codes of every command are defined here and only here. 0 means "bona fide speech"
+and nothing else: a lock may open on 0 alone.
+"""
 
 from __future__ import annotations
 
-EXIT_BONAFIDE = 0
-EXIT_SPOOF = 1
-EXIT_INPUT_ERROR = 2
-EXIT_RUNTIME_FAULT = 3
+EXIT_BONAFIDE = 0  # every input was bona fide speech
+EXIT_SPOOF = 1  # spoofed speech
+EXIT_INPUT_ERROR = 2  # usage or input error
+EXIT_RUNTIME_FAULT = 3  # runtime fault (device, model)
+EXIT_NO_SPEECH = 4  # no speech: silence, tones, music, noise (the speech gate said so)
 
 
 class EdgeDetectError(Exception):

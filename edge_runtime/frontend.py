@@ -19,6 +19,10 @@ from typing import Any, Literal
 import numpy as np
 
 FilterScale = Literal["mel", "linear"]
+# The parameters that fix a model window's power frames: two configs that agree on these can
+# share one STFT per window (the detector and the speech gate do).
+STFT_FIELDS = ("sample_rate", "n_fft", "win_length", "hop_length", "remove_frame_dc",
+               "window_seconds")
 Normalization = Literal["none", "window_mean"]
 
 
@@ -176,10 +180,23 @@ class Frontend:
 
         No normalisation here: streaming keeps these in a ring and normalises per window.
         """
+        power = self.power_frames(audio)
+        if power.shape[0] == 0:
+            return np.zeros((0, self.config.n_bands), dtype=np.float32)
+        assert self._work is not None
+        return self.log_bands(power, out=self._work.energies)
+
+    def power_frames(self, audio: np.ndarray) -> np.ndarray:
+        """|STFT|^2 of every whole frame in ``audio``: (n_frames, n_fft // 2 + 1) float32.
+
+        The result is a scratch buffer, valid until the next call on this Frontend: a second
+        model with the same STFT (the speech gate) pools it into its own bands without a
+        second FFT.
+        """
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         count = self.n_frames(audio.shape[0])
         if count == 0:
-            return np.zeros((0, self.config.n_bands), dtype=np.float32)
+            return np.zeros((0, self.config.n_fft // 2 + 1), dtype=np.float32)
         frames = np.lib.stride_tricks.as_strided(
             audio,
             shape=(count, self.config.n_fft),
@@ -200,10 +217,22 @@ class Frontend:
         # megabyte-sized temporaries per call cost more than the arithmetic (page faults).
         squares = np.square(work.spectrum.view(np.float64), out=work.squares)
         np.add(squares[:, 0::2], squares[:, 1::2], out=work.power, casting="same_kind")
-        np.matmul(work.power, self._filters, out=work.energies)
-        np.maximum(work.energies, self.config.log_floor, out=work.energies)
-        np.log10(work.energies, out=work.energies)
-        return work.energies * np.float32(10.0)
+        return work.power
+
+    def log_bands(self, power: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Log band energies (dB) of power frames from ``power_frames`` of the same STFT."""
+        work = self._work
+        if out is None and work is not None and work.energies.shape == (
+                power.shape[0], self.config.n_bands):
+            out = work.energies  # the scratch buffer of this frame count, as log_frames uses
+        energies = np.matmul(power, self._filters, out=out)
+        np.maximum(energies, self.config.log_floor, out=energies)
+        np.log10(energies, out=energies)
+        return energies * np.float32(10.0)
+
+    def shares_stft(self, other: FrontendConfig) -> bool:
+        """True if ``other`` frames and transforms audio exactly as this front end does."""
+        return all(getattr(self.config, name) == getattr(other, name) for name in STFT_FIELDS)
 
     def _work_buffers(self, count: int) -> _WorkBuffers:
         """Scratch arrays for ``count`` frames, kept while the frame count stays the same
