@@ -49,12 +49,12 @@ class GateModelConfig:
 
 @dataclass(frozen=True)
 class GateTrainConfig:
-    epochs: int = 14
-    batch_size: int = 64
-    learning_rate: float = 2e-3
+    epochs: int = 8
+    batch_size: int = 128
+    learning_rate: float = 3e-3
     seed: int = 0
-    speech_windows_per_clip: int = 2
-    nonspeech_windows_per_clip: int = 3
+    speech_windows_per_clip: int = 1
+    nonspeech_windows_per_clip: int = 2
     short_crop_prob: float = 0.35
     noisy_speech_prob: float = 0.3  # speech over noise or music is still speech
     model: GateModelConfig = GateModelConfig()
@@ -133,19 +133,38 @@ def nonspeech_windows(waves: list[np.ndarray], frontend: Frontend, config: GateT
     return out
 
 
-def clip_speech_scores(score_window: Callable[[np.ndarray], float], waves: list[np.ndarray],
-                       frontend: Frontend) -> np.ndarray:
-    """Mean speech probability per clip over the windows the board scores."""
+def clip_windows_of(waves: list[np.ndarray], frontend: Frontend
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every window the board scores (digital silence skipped), each one's clip index, and
+    the clip count: scoring them in batches is much cheaper than clip by clip."""
     from edge_runtime.audio import split_windows
     from edge_runtime.clip import has_signal
 
     window = frontend.config.window_samples
-    scores = []
-    for wave in waves:
-        values = [score_window(frontend.window_features(w))
-                  for w in split_windows(wave, window, window // 2) if has_signal(w)]
-        scores.append(float(np.mean(values)) if values else 0.0)
-    return np.asarray(scores)
+    features, owners = [], []
+    for index, wave in enumerate(waves):
+        for chunk in split_windows(wave, window, window // 2):
+            if has_signal(chunk):
+                features.append(frontend.window_features(chunk).astype(np.float16))
+                owners.append(index)
+    shape = (0, *frontend.config.feature_shape)
+    stacked = np.stack(features) if features else np.zeros(shape, np.float16)
+    return stacked, np.asarray(owners, dtype=np.int64), len(waves)
+
+
+def clip_means(window_scores: np.ndarray, owners: np.ndarray, n_clips: int) -> np.ndarray:
+    """Mean speech probability per clip (0 for a clip without a window with signal)."""
+    sums = np.bincount(owners, weights=window_scores, minlength=n_clips)
+    counts = np.bincount(owners, minlength=n_clips)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+
+def clip_speech_scores(score_window: Callable[[np.ndarray], float], waves: list[np.ndarray],
+                       frontend: Frontend) -> np.ndarray:
+    """Mean speech probability per clip over the windows the board scores."""
+    features, owners, count = clip_windows_of(waves, frontend)
+    scores = np.array([score_window(f.astype(np.float32)) for f in features])
+    return clip_means(scores, owners, count)
 
 
 def choose_threshold(speech: np.ndarray, nonspeech: np.ndarray,
@@ -217,7 +236,44 @@ def load_selection_sets(speech_roots: list[Path], nonspeech_root: Path, rate: in
 def prepare_data(detector: FrontendConfig, speech_roots: list[Path], nonspeech_root: Path,
                  config: GateTrainConfig, cache_dir: Path | None,
                  log: Callable[[str], None] = print) -> GateData:
+    """Training windows (cached in ``cache_dir``: computing them is most of a run's time on a
+    shared machine) and the selection sets."""
     frontend = Frontend(gate_frontend_config(detector))
+    rate = frontend.config.sample_rate
+    key = _features_key(frontend.config, speech_roots, nonspeech_root, config)
+    cached = cache_dir / f"gate-features-{key}.npz" if cache_dir is not None else None
+    if cached is not None and cached.exists():
+        log(f"training windows from {cached}")
+        with np.load(cached) as stored:
+            x, y = stored["x"], stored["y"]
+            counts = stored["counts"]
+        dev_speech, val_nonspeech = load_selection_sets(speech_roots, nonspeech_root, rate,
+                                                        cache_dir, log)
+        return GateData(x, y, dev_speech, val_nonspeech, int(counts[1]), int(counts[0]))
+    data = _compute_data(frontend, speech_roots, nonspeech_root, config, cache_dir, log)
+    if cached is not None:
+        temporary = cached.with_suffix(".tmp.npz")
+        np.savez(temporary, x=data.train_x, y=data.train_y,
+                 counts=np.array([data.train_speech_count, data.train_nonspeech_count]))
+        temporary.replace(cached)
+    return data
+
+
+def _features_key(gate: FrontendConfig, speech_roots: list[Path], nonspeech_root: Path,
+                  config: GateTrainConfig) -> str:
+    import hashlib
+
+    manifest = nonspeech_root / "manifest.tsv"
+    stamp = manifest.stat().st_mtime_ns if manifest.exists() else 0
+    text = json.dumps([gate.to_dict(), [str(r) for r in speech_roots], str(nonspeech_root),
+                       stamp, {k: v for k, v in asdict(config).items()
+                               if k not in ("epochs", "batch_size", "learning_rate", "model")}])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _compute_data(frontend: Frontend, speech_roots: list[Path], nonspeech_root: Path,
+                  config: GateTrainConfig, cache_dir: Path | None,
+                  log: Callable[[str], None]) -> GateData:
     rate = frontend.config.sample_rate
     rng = np.random.default_rng(config.seed)
     log("loading non-speech")
@@ -273,9 +329,14 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
     weights = np.where(data.train_y > 0.5, 0.5 / positives, 0.5 / (1 - positives))
     best: dict[str, Any] = {"score": -np.inf}
     history = []
+    dev_windows = clip_windows_of(data.dev_speech, frontend)
+    val_windows = clip_windows_of(data.val_nonspeech, frontend)
 
-    def score(features: np.ndarray) -> float:
-        return float(model(features[None, :, :, None], training=False)[0, 0])
+    def clip_scores(windows: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+        features, owners, count = windows
+        scores = model.predict(features.astype(np.float32)[..., None], batch_size=256,
+                               verbose=0)[:, 0]
+        return clip_means(scores, owners, count)
 
     for epoch in range(1, config.epochs + 1):
         if epoch == config.epochs // 2 + 1:
@@ -290,8 +351,8 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
             result = model.train_on_batch(data.train_x[index].astype(np.float32)[..., None],
                                           data.train_y[index], sample_weight=weights[index])
             losses.append(float(np.asarray(result).reshape(-1)[0]))
-        dev = clip_speech_scores(score, data.dev_speech, frontend)
-        val = clip_speech_scores(score, data.val_nonspeech, frontend)
+        dev = clip_scores(dev_windows)
+        val = clip_scores(val_windows)
         threshold, _ = choose_threshold(dev, val)
         frr = float(np.mean(dev < threshold))
         far = float(np.mean(val >= threshold))
@@ -303,6 +364,7 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
         history.append(record)
         log(f"epoch {epoch}: loss {record['loss']:.4f}  gap {gap:+.4f}  dev speech FRR "
             f"{frr:.2%}  val non-speech FAR {far:.2%}  ({record['seconds']} s)")
+        np.save(run_dir / "val_scores.npy", val)  # which validation clips are hard
         if gap > best["score"]:
             best = {"score": gap, "epoch": epoch}
             model.save(run_dir / "best.keras")

@@ -32,5 +32,21 @@ def info(model_path: Path | None, as_json: bool) -> None:
     fe = model.frontend_config
     click.echo(f"front end:   {fe.scale} {fe.n_bands} bands, n_fft {fe.n_fft}, "
                f"hop {fe.hop_length}, window {fe.window_seconds} s at {fe.sample_rate} Hz")
+    click.echo(f"speech gate: {_speech_gate_line(fe)}")
     click.echo("card:")
     click.echo(json.dumps(card, indent=2))
+
+
+def _speech_gate_line(detector_frontend) -> str:
+    """The shipped speech gate as classify and run will load it, or why they cannot."""
+    from edge_runtime.audio import display_path
+    from edge_runtime.errors import ModelError
+    from edge_runtime.speech_presence import SpeechPresence
+
+    try:
+        gate = SpeechPresence.load(detector_frontend)
+    except ModelError as error:
+        return f"cannot be used ({error})"
+    fe = gate.config
+    return (f"{display_path(gate.model.path)}, threshold {gate.threshold:.4f}, "
+            f"{fe.scale} {fe.n_bands} bands on the detector's STFT")
