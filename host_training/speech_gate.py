@@ -404,7 +404,10 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
                              model=GateModelConfig(**{
                                  k: tuple(v) if isinstance(v, list) else v
                                  for k, v in train_config["model"].items()}))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    # metrics.json is written when training ends; a checkpoint of a run still going has none.
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {
+        "note": "exported before training ended"}
     model = keras.models.load_model(run_dir / "best.keras")
     roots = [Path(r) for r in stored["speech_roots"]]
     dev_speech, val_nonspeech = load_selection_sets(
