@@ -29,11 +29,12 @@ import numpy as np
 from edge_runtime.atomic import atomic_output, remove_partial_files
 from edge_runtime.errors import (
     EXIT_BONAFIDE,
+    EXIT_NO_SPEECH,
     EXIT_SPOOF,
-    AudioError,
     ConfigError,
     DeviceError,
 )
+from edge_runtime.speech_presence import BONAFIDE, NOSPEECH, SPOOF
 from edge_runtime.stream import DetectionEvent, LiveDetector
 from edge_runtime.wording import counted
 
@@ -48,8 +49,9 @@ def format_event(event: DetectionEvent) -> str:
         smoothed = "" if event.smoothed is None else f"  smoothed {event.smoothed:.4f}"
         return f"{event.t:8.2f}s  score {event.score:.4f}{smoothed}"
     start, end = event.utterance or (event.t, event.t)
-    label = "SPOOF" if event.decision == "spoof" else "bona fide"
-    return (f"{event.t:8.2f}s  {label}  score {event.score:.4f}  "
+    label = {SPOOF: "SPOOF", BONAFIDE: "bona fide", NOSPEECH: "no speech"}[event.decision]
+    speech = "" if event.speech_score is None else f"  speech {event.speech_score:.4f}"
+    return (f"{event.t:8.2f}s  {label}  score {event.score:.4f}{speech}  "
             f"(utterance {start:.2f}-{end:.2f} s, {counted(event.windows, 'window')})")
 
 
@@ -79,7 +81,8 @@ class HookRunner:
     """Runs decision hooks in order on one worker thread; ``close`` waits for them."""
 
     def __init__(self, on_spoof: str | None, on_bonafide: str | None, timeout: float) -> None:
-        self.commands = {"spoof": on_spoof, "bonafide": on_bonafide}
+        # No speech runs nothing: hooks act on speech decisions only.
+        self.commands = {SPOOF: on_spoof, BONAFIDE: on_bonafide}
         self.timeout = timeout
         self.results: list[HookResult] = []
         self._queue: queue.Queue[tuple[str, dict[str, str]] | None] = queue.Queue()
@@ -251,7 +254,7 @@ class Actions:
 
     def handle(self, event: DetectionEvent) -> None:
         clip_path = None
-        if event.decision == "spoof" and self.clips is not None and event.clip is not None:
+        if event.decision == SPOOF and self.clips is not None and event.clip is not None:
             clip_path = self.clips.save(event.clip, event.score or 0.0, event.t)
         if event.decision is not None or self.show_windows:
             if self.as_json:
@@ -274,6 +277,8 @@ class Actions:
                 "EDGE_DETECT_THRESHOLD": f"{self.threshold:.6f}",
                 "EDGE_DETECT_TIME": f"{event.t:.3f}",
                 "EDGE_DETECT_CLIP": str(clip_path) if clip_path else "",
+                "EDGE_DETECT_SPEECH": ("" if event.speech_score is None
+                                       else f"{event.speech_score:.6f}"),
             }
             self.hooks.submit(event.decision, env)
 
@@ -288,10 +293,10 @@ def run_live(chunks: Iterable[np.ndarray], detector: LiveDetector, actions: Acti
              once: bool = False) -> int:
     """Feeds audio through the detector into the actions; returns the exit code.
 
-    ``once``: stop at the first decision, 0 bona fide / 1 spoof; input that ends before any
-    utterance was decided is an input error (2), never "bona fide". Without ``once``, the
-    input's end gives 1 if any utterance was judged spoof, else 0. Device and model faults
-    propagate as DeviceError / ModelError (exit 3).
+    ``once``: stop at the first decision: 0 bona fide, 1 spoof, 4 no speech; input that ends
+    before any utterance was decided is "no speech" (4), never "bona fide". Without ``once``,
+    the input's end gives 1 if any utterance was judged spoof, else 0 if any was bona fide
+    speech, else 4. Device and model faults propagate as DeviceError / ModelError (exit 3).
     """
 
     def deliver(events: Iterable[DetectionEvent]) -> str | None:
@@ -310,9 +315,18 @@ def run_live(chunks: Iterable[np.ndarray], detector: LiveDetector, actions: Acti
         decided = deliver(detector.flush())
     if once:
         if decided is None:
-            raise AudioError("the input ended before any utterance was heard")
-        return EXIT_SPOOF if decided == "spoof" else EXIT_BONAFIDE
-    return EXIT_SPOOF if "spoof" in actions.decisions else EXIT_BONAFIDE
+            log.warning("the input ended before any utterance was heard: no speech")
+        return exit_code_for([decided] if decided is not None else [])
+    return exit_code_for(actions.decisions)
+
+
+def exit_code_for(decisions: list[str]) -> int:
+    """1 if any decision was spoof, else 0 if any was bona fide, else 4 (no speech)."""
+    if SPOOF in decisions:
+        return EXIT_SPOOF
+    if BONAFIDE in decisions:
+        return EXIT_BONAFIDE
+    return EXIT_NO_SPEECH
 
 
 __all__ = [
@@ -320,6 +334,7 @@ __all__ = [
     "ClipSaver",
     "GpioLine",
     "HookRunner",
+    "exit_code_for",
     "format_event",
     "run_hook",
     "run_live",

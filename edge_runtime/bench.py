@@ -387,6 +387,7 @@ def run_bench(model_path: Path | None = None, threads: int | None = None,
     latency["end_to_end"] = latency_stats(time_calls(
         lambda: model.score_window(frontend.window_features(window)),
         settings.warmup, settings.repeat, phase("end to end")))
+    gate_report = _measure_speech_gate(model, frontend, window, latency, settings, phase)
     stream = measure_stream(model, settings.stream_seconds, settings.hop_seconds, progress)
 
     invoke_s = latency["invoke"]["p50"] / 1e3
@@ -416,6 +417,7 @@ def run_bench(model_path: Path | None = None, threads: int | None = None,
         },
         "cold_start": cold,
         "latency_ms": latency,
+        "speech_gate": gate_report,
         "stream": stream,
         "memory": {
             "peak_rss_bytes": peak_rss_bytes(),
@@ -436,3 +438,41 @@ def run_bench(model_path: Path | None = None, threads: int | None = None,
     if progress:
         progress.done()
     return report
+
+
+def _measure_speech_gate(model: Any, frontend: Any, window: np.ndarray,
+                         latency: dict[str, Any], settings: BenchSettings,
+                         phase: Callable[[str], Any]) -> dict[str, Any] | None:
+    """Detector + speech gate per window, as classify runs them (one STFT, two models), and
+    its cost relative to the detector alone. None if the shipped gate is not there."""
+    from edge_runtime.errors import ModelError
+    from edge_runtime.macs import read_graph
+    from edge_runtime.speech_presence import SpeechPresence
+
+    try:
+        gate = SpeechPresence.load(model.frontend_config)
+    except ModelError:
+        return None
+
+    def both() -> None:
+        power = frontend.power_frames(window)
+        gate.score_power(power)
+        model.score_window(frontend.normalize(frontend.log_bands(power)))
+
+    # Interleaved rounds, so a load change on a shared machine hits both sides alike.
+    alone: list[float] = []
+    gated: list[float] = []
+    for _ in range(5):
+        alone += time_calls(lambda: model.score_window(frontend.window_features(window)),
+                            settings.warmup // 5 + 1, max(1, settings.repeat // 5))
+        gated += time_calls(both, settings.warmup // 5 + 1, max(1, settings.repeat // 5),
+                            phase("with speech gate"))
+    latency["end_to_end_with_gate"] = latency_stats(gated)
+    alone_p50 = latency_stats(alone)["p50"]
+    return {
+        "path": str(gate.model.path),
+        "sha256": gate.model.card.sha256,
+        "macs_per_window": read_graph(gate.model.path).macs,
+        "end_to_end_alone_p50_ms": alone_p50,
+        "cost_ratio": latency["end_to_end_with_gate"]["p50"] / alone_p50,
+    }

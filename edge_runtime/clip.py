@@ -12,7 +12,12 @@ Two input policies live here because they are about what can be scored honestly:
 - Windows with no signal (every sample within one 16-bit step of zero after DC removal:
   digital silence or a constant level) are not scored: their features are a constant log floor,
   all zeros after window-mean normalisation, so the model's output for them says nothing about
-  the recording. A clip with no window left is refused with an AudioError ("no signal").
+  the recording. With a speech gate, a clip with no window left is "no speech"; without one,
+  it is refused with an AudioError ("no signal").
+
+With a speech gate (``SpeechPresence``) each scored window also gets a speech probability,
+computed from the same STFT frames; a clip whose mean speech probability is below the gate's
+threshold is labelled ``nospeech`` whatever its spoof score.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from edge_runtime.audio import DCBlocker, display_path, stream_audio, stream_win
 from edge_runtime.errors import AudioError
 from edge_runtime.frontend import Frontend
 from edge_runtime.model import SpoofModel
+from edge_runtime.speech_presence import NOSPEECH, SpeechPresence, label_for
 
 # One step of 16-bit audio: quieter than this is silence in any recording format we read.
 NO_SIGNAL_PEAK = 2.0**-15
@@ -34,10 +40,12 @@ NO_SIGNAL_PEAK = 2.0**-15
 
 @dataclass(frozen=True)
 class ClipScore:
-    score: float
+    score: float | None  # mean spoof probability; None when no window had any signal
     window_scores: tuple[float, ...]
-    label: str
+    label: str  # "bonafide", "spoof" or (with a speech gate) "nospeech"
     silent_windows: int = 0
+    speech: float | None = None  # mean speech probability (None without a speech gate)
+    speech_scores: tuple[float, ...] = ()
 
 
 def has_signal(window: np.ndarray) -> bool:
@@ -49,34 +57,49 @@ class ClipScorer:
     """Scores files or arrays with one model; a clip's score is the mean over its windows."""
 
     def __init__(self, model: SpoofModel, threshold: float | None = None,
-                 hop_fraction: float = 0.5) -> None:
+                 hop_fraction: float = 0.5, speech: SpeechPresence | None = None) -> None:
         self.model = model
+        self.speech = speech
         self.frontend = Frontend(model.frontend_config)
         self.threshold = model.threshold if threshold is None else threshold
         config = self.frontend.config
         self.hop_samples = max(1, int(config.window_samples * hop_fraction))
 
-    def label_for(self, score: float) -> str:
-        return "spoof" if score >= self.threshold else "bonafide"
+    def label_for(self, score: float, speech: bool = True) -> str:
+        return label_for(score, self.threshold, speech)
 
     def score_blocks(self, blocks: Iterable[np.ndarray], name: str) -> ClipScore:
         """Scores a clip given as DC-free blocks at the model's rate; ``name`` is for errors."""
         scores: list[float] = []
+        speech_scores: list[float] = []
         silent = 0
         windows = stream_windows(blocks, self.frontend.config.window_samples, self.hop_samples)
         for window in windows:
             if not has_signal(window):
                 silent += 1
                 continue
-            scores.append(self.model.score_window(self.frontend.window_features(window)))
+            if self.speech is None:
+                features = self.frontend.window_features(window)
+            else:
+                # One STFT for both models: the gate pools the detector's power frames.
+                power = self.frontend.power_frames(window)
+                speech_scores.append(self.speech.score_power(power))
+                features = self.frontend.normalize(self.frontend.log_bands(power))
+            scores.append(self.model.score_window(features))
         if not scores:
             if silent == 0:
                 raise AudioError(f"{name}: contains no audio samples")
+            if self.speech is not None:
+                return ClipScore(None, (), NOSPEECH, silent, 0.0, ())
             raise AudioError(
                 f"{name}: no signal (digital silence or a constant level); nothing to score"
             )
         score = float(np.mean(scores))
-        return ClipScore(score, tuple(scores), self.label_for(score), silent)
+        if self.speech is None:
+            return ClipScore(score, tuple(scores), self.label_for(score), silent)
+        speech = self.speech.is_speech(speech_scores)
+        return ClipScore(score, tuple(scores), self.label_for(score, speech), silent,
+                         float(np.mean(speech_scores)), tuple(speech_scores))
 
     def score_audio(self, audio: np.ndarray, name: str = "audio") -> ClipScore:
         """Scores mono audio already at the model's rate (DC removed here, as for files)."""

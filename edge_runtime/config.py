@@ -50,6 +50,8 @@ class ModelConfig:
     path: Path | None = None  # None: the shipped model
     threads: int | None = None
     threshold: float | None = None  # None: the model card's threshold
+    speech_model: Path | None = None  # the speech gate; None: the shipped one
+    speech_threshold: float | None = None  # None: the speech gate card's threshold
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,8 @@ def _model(f: _Fields | None) -> ModelConfig:
         path=f.path("path"),
         threads=f.integer("threads", None, low=THREADS_RANGE[0], high=THREADS_RANGE[1]),
         threshold=f.number("threshold", None, low=0.0, high=1.0),
+        speech_model=f.path("speech_model"),
+        speech_threshold=f.number("speech_threshold", None, low=0.0, high=1.0),
     )
     f.done()
     return cfg

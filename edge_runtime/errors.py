@@ -1,12 +1,15 @@
 """One exception type per kind of user-facing failure, and every exit code, stated once here;
-the CLIs map the exceptions to their codes."""
+the CLIs map the exceptions to their codes. 0 means "bona fide speech" and nothing else: a lock
+may open on 0 alone.
+"""
 
 from __future__ import annotations
 
-EXIT_BONAFIDE = 0
-EXIT_SPOOF = 1
+EXIT_BONAFIDE = 0  # every input was bona fide speech
+EXIT_SPOOF = 1  # spoofed speech
 EXIT_INPUT_ERROR = 2  # usage or input error
 EXIT_RUNTIME_FAULT = 3  # device or model fault, or a fault nobody foresaw
+EXIT_NO_SPEECH = 4  # no speech: silence, tones, music, noise (the speech gate said so)
 # As a shell reports a process killed by the signal (128 + its number).
 EXIT_INTERRUPTED = 130  # SIGINT, Ctrl-C
 EXIT_OUTPUT_CLOSED = 141  # SIGPIPE: the reader of stdout went away

@@ -18,13 +18,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-# Frames are transformed this many at a time: the float64 scratch for a whole 4 s window (397
-# frames) would hold 5.4 MB of the board's memory; 64 frames need 0.9 MB, at the same speed.
-FRAME_BLOCK = 64
+FilterScale = Literal["mel", "linear"]
+# The parameters that fix a model window's power frames: two configs that agree on these can
+# share one STFT per window (the detector and the speech gate do).
+STFT_FIELDS = ("sample_rate", "n_fft", "win_length", "hop_length", "remove_frame_dc",
+               "window_seconds")
+Normalization = Literal["none", "window_mean"]
 # The rate the shipped front end (and so every file, stream and training clip) works at.
 DEFAULT_SAMPLE_RATE = 16000
-FilterScale = Literal["mel", "linear"]
-Normalization = Literal["none", "window_mean"]
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,9 @@ def analysis_window(config: FrontendConfig) -> np.ndarray:
 class _WorkBuffers:
     frames: np.ndarray
     spectrum: np.ndarray
+    squares: np.ndarray
     power: np.ndarray
+    energies: np.ndarray
 
 
 class Frontend:
@@ -179,54 +182,71 @@ class Frontend:
 
         No normalisation here: streaming keeps these in a ring and normalises per window.
         """
+        power = self.power_frames(audio)
+        if power.shape[0] == 0:
+            return np.zeros((0, self.config.n_bands), dtype=np.float32)
+        assert self._work is not None
+        return self.log_bands(power, out=self._work.energies)
+
+    def power_frames(self, audio: np.ndarray) -> np.ndarray:
+        """|STFT|^2 of every whole frame in ``audio``: (n_frames, n_fft // 2 + 1) float32.
+
+        The result is a scratch buffer, valid until the next call on this Frontend: a second
+        model with the same STFT (the speech gate) pools it into its own bands without a
+        second FFT.
+        """
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         count = self.n_frames(audio.shape[0])
         if count == 0:
-            return np.zeros((0, self.config.n_bands), dtype=np.float32)
+            return np.zeros((0, self.config.n_fft // 2 + 1), dtype=np.float32)
         frames = np.lib.stride_tricks.as_strided(
             audio,
             shape=(count, self.config.n_fft),
             strides=(audio.strides[0] * self.config.hop_length, audio.strides[0]),
             writeable=False,
         )
-        energies = np.empty((count, self.config.n_bands), dtype=np.float32)
-        for start in range(0, count, FRAME_BLOCK):
-            stop = min(start + FRAME_BLOCK, count)
-            self._block_energies(frames[start:stop], energies[start:stop])
-        np.maximum(energies, self.config.log_floor, out=energies)
-        np.log10(energies, out=energies)
-        energies *= np.float32(10.0)
-        return energies
-
-    def _block_energies(self, frames: np.ndarray, out: np.ndarray) -> None:
-        """Band energies of up to FRAME_BLOCK frames into ``out``."""
-        n = frames.shape[0]
-        work = self._work_buffers()
-        work_frames, spectrum = work.frames[:n], work.spectrum[:n]
+        work = self._work_buffers(count)
         # float64 on purpose: numpy's float32 FFT path is 2-8x slower here than its float64
         # one, and less precise.
         if self.config.remove_frame_dc:
             np.subtract(frames, frames.mean(axis=1, dtype=np.float64, keepdims=True),
-                        out=work_frames)
-            work_frames *= self._window
+                        out=work.frames)
+            work.frames *= self._window
         else:
-            np.multiply(frames, self._window, out=work_frames)
-        np.fft.rfft(work_frames, axis=1, out=spectrum)
-        # |X|^2 from the interleaved (re, im) pairs, squared in place (the complex spectrum is
-        # not needed after this): fresh temporaries per call cost more than the arithmetic.
-        squares = spectrum.view(np.float64)
-        np.square(squares, out=squares)
-        np.add(squares[:, 0::2], squares[:, 1::2], out=work.power[:n], casting="same_kind")
-        np.matmul(work.power[:n], self._filters, out=out)
+            np.multiply(frames, self._window, out=work.frames)
+        np.fft.rfft(work.frames, axis=1, out=work.spectrum)
+        # |X|^2 from the interleaved (re, im) pairs, in buffers reused between calls: fresh
+        # megabyte-sized temporaries per call cost more than the arithmetic (page faults).
+        squares = np.square(work.spectrum.view(np.float64), out=work.squares)
+        np.add(squares[:, 0::2], squares[:, 1::2], out=work.power, casting="same_kind")
+        return work.power
 
-    def _work_buffers(self) -> _WorkBuffers:
-        """Scratch arrays for one block of frames, allocated once."""
-        if self._work is None:
+    def log_bands(self, power: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Log band energies (dB) of power frames from ``power_frames`` of the same STFT."""
+        work = self._work
+        if out is None and work is not None and work.energies.shape == (
+                power.shape[0], self.config.n_bands):
+            out = work.energies  # the scratch buffer of this frame count, as log_frames uses
+        energies = np.matmul(power, self._filters, out=out)
+        np.maximum(energies, self.config.log_floor, out=energies)
+        np.log10(energies, out=energies)
+        return energies * np.float32(10.0)
+
+    def shares_stft(self, other: FrontendConfig) -> bool:
+        """True if ``other`` frames and transforms audio exactly as this front end does."""
+        return all(getattr(self.config, name) == getattr(other, name) for name in STFT_FIELDS)
+
+    def _work_buffers(self, count: int) -> _WorkBuffers:
+        """Scratch arrays for ``count`` frames, kept while the frame count stays the same
+        (always, for fixed windows and fixed streaming chunks)."""
+        if self._work is None or self._work.frames.shape[0] != count:
             n_freqs = self.config.n_fft // 2 + 1
             self._work = _WorkBuffers(
-                frames=np.empty((FRAME_BLOCK, self.config.n_fft)),
-                spectrum=np.empty((FRAME_BLOCK, n_freqs), dtype=np.complex128),
-                power=np.empty((FRAME_BLOCK, n_freqs), dtype=np.float32),
+                frames=np.empty((count, self.config.n_fft)),
+                spectrum=np.empty((count, n_freqs), dtype=np.complex128),
+                squares=np.empty((count, 2 * n_freqs)),
+                power=np.empty((count, n_freqs), dtype=np.float32),
+                energies=np.empty((count, self.config.n_bands), dtype=np.float32),
             )
         return self._work
 

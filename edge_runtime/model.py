@@ -30,6 +30,11 @@ CARD_FORMAT_VERSION = 1
 # here), so an installed wheel finds them; training writes its exports here too.
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL_NAME = "edge_detect.tflite"
+DEFAULT_SPEECH_MODEL_NAME = "speech_gate.tflite"
+# What a model's single output means, recorded on its card as "role". Cards written before the
+# field existed are spoof detectors.
+ROLE_SPOOF = "spoof"
+ROLE_SPEECH = "speech_presence"
 
 # Preference order: LiteRT is maintained and 4-5x faster here (XNNPACK int8 kernels);
 # tflite_runtime stopped at 2.14; full TensorFlow is a last resort for hosts only.
@@ -87,6 +92,10 @@ def _native_stderr_captured() -> Iterator[list[str]]:
 
 def default_model_path() -> Path:
     return MODEL_DIR / DEFAULT_MODEL_NAME
+
+
+def default_speech_model_path() -> Path:
+    return MODEL_DIR / DEFAULT_SPEECH_MODEL_NAME
 
 
 def card_path_for(model_path: Path) -> Path:
@@ -231,17 +240,34 @@ def interpreter_class() -> tuple[type, str]:
     )
 
 
-class SpoofModel:
-    """An int8 TFLite spoof detector: feature windows in, spoof probabilities out."""
+class Int8WindowModel:
+    """An int8 TFLite model with its card: one feature window in, one probability out.
+
+    Subclasses say what the probability means (``role``, checked against the card) and where
+    the shipped model lives.
+    """
+
+    role = ROLE_SPOOF
+    what = "model"
+
+    @staticmethod
+    def default_path() -> Path:
+        return default_model_path()
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int | None = None):
-        self.path = Path(model_path) if model_path is not None else default_model_path()
+        self.path = Path(model_path) if model_path is not None else self.default_path()
         shown = _shown(self.path)
         if self.path.is_dir():
-            raise ModelError(f"{shown}: is a directory, not a .tflite model")
+            raise ModelError(f"{shown}: is a directory, not a .tflite {self.what}")
         if not self.path.is_file():
-            raise ModelError(f"{shown}: model file not found")
+            raise ModelError(f"{shown}: {self.what} file not found")
         self.card = ModelCard.from_json(card_path_for(self.path))
+        role = self.card.extra.get("role", ROLE_SPOOF)
+        if role != self.role:
+            raise ModelError(
+                f"{shown}: its card says it is a {role!r} model, not a {self.role!r} model "
+                f"(wrong file for this option?)"
+            )
         try:
             actual = sha256_of(self.path)
         except OSError as error:
@@ -291,7 +317,7 @@ class SpoofModel:
         if int(np.prod(self._output["shape"])) != 1:
             raise ModelError(
                 f"{shown}: output shape {tuple(int(d) for d in self._output['shape'])}; "
-                "expected one spoof probability"
+                "expected one probability"
             )
 
     def _check_quantization(self) -> None:
@@ -318,7 +344,7 @@ class SpoofModel:
         return self.card.threshold
 
     def score_window(self, features: np.ndarray) -> float:
-        """Spoof probability of one (frames, bands) feature window."""
+        """The probability (spoof, or speech for the gate) of one (frames, bands) window."""
         quantized = self.input_quantization.quantize(features)[None, :, :, None]
         self._interpreter.set_tensor(self._input["index"], quantized)
         self._interpreter.invoke()
@@ -326,5 +352,27 @@ class SpoofModel:
         return float(self.output_quantization.dequantize(raw).reshape(-1)[0])
 
     def score_windows(self, features: np.ndarray) -> np.ndarray:
-        """Spoof probabilities of a batch (n, frames, bands)."""
+        """Probabilities of a batch (n, frames, bands)."""
         return np.array([self.score_window(f) for f in features], dtype=np.float32)
+
+
+class SpoofModel(Int8WindowModel):
+    """An int8 TFLite spoof detector: feature windows in, spoof probabilities out."""
+
+    role = ROLE_SPOOF
+    what = "model"
+
+
+class SpeechModel(Int8WindowModel):
+    """The int8 speech gate: feature windows in, the probability that they hold speech out.
+
+    Its card's threshold is the speech threshold: a clip or utterance whose mean speech
+    probability is below it is "no speech", whatever the spoof detector says.
+    """
+
+    role = ROLE_SPEECH
+    what = "speech gate"
+
+    @staticmethod
+    def default_path() -> Path:
+        return default_speech_model_path()

@@ -18,6 +18,7 @@ import numpy as np
 from edge_runtime.audio import fit_to_window
 from edge_runtime.defaults import DEFAULT_HOP_SECONDS
 from edge_runtime.frontend import Frontend, FrontendConfig
+from edge_runtime.speech_presence import BONAFIDE, NOSPEECH, SPOOF, SpeechPresence
 
 if TYPE_CHECKING:
     from edge_runtime.config import Profile
@@ -58,25 +59,41 @@ class FrameRing:
 
 
 class StreamingFrontend:
-    """Incremental front end over a stream of float32 mono chunks at the config's rate."""
+    """Incremental front end over a stream of float32 mono chunks at the config's rate.
 
-    def __init__(self, config: FrontendConfig | None = None) -> None:
+    With ``gate_frontend`` (the speech gate's, which shares this STFT), a second ring holds the
+    gate's bands, pooled from the same power frames.
+    """
+
+    def __init__(self, config: FrontendConfig | None = None,
+                 gate_frontend: Frontend | None = None) -> None:
         self.frontend = Frontend(config)
         self.config = self.frontend.config
+        if gate_frontend is not None and not self.frontend.shares_stft(gate_frontend.config):
+            raise ValueError("the gate's front end does not share this STFT")
+        self.gate_frontend = gate_frontend
         self._ring = FrameRing(self.config.frames_per_window, self.config.n_bands)
+        self._gate_ring = self._new_gate_ring()
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet fully framed
         self.samples_seen = 0
         self.frames_seen = 0
+
+    def _new_gate_ring(self) -> FrameRing | None:
+        if self.gate_frontend is None:
+            return None
+        return FrameRing(self.config.frames_per_window, self.gate_frontend.config.n_bands)
 
     def push(self, chunk: np.ndarray) -> int:
         """Adds audio; returns how many new feature frames it completed."""
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         self.samples_seen += chunk.shape[0]
         buffer = np.concatenate([self._pending, chunk]) if self._pending.size else chunk
-        frames = self.frontend.log_frames(buffer)
-        count = frames.shape[0]
+        power = self.frontend.power_frames(buffer)
+        count = power.shape[0]
         if count:
-            self._ring.extend(frames)
+            if self._gate_ring is not None and self.gate_frontend is not None:
+                self._gate_ring.extend(self.gate_frontend.log_bands(power))
+            self._ring.extend(self.frontend.log_bands(power))
             self.frames_seen += count
             buffer = buffer[count * self.config.hop_length :]
         self._pending = buffer.copy()
@@ -93,12 +110,21 @@ class StreamingFrontend:
             raise RuntimeError("not enough audio for one window yet")
         return self.frontend.normalize(self._ring.latest())
 
+    def gate_window(self) -> np.ndarray:
+        """The speech gate's normalised features of the latest full window."""
+        if self._gate_ring is None or self.gate_frontend is None:
+            raise RuntimeError("this stream has no speech gate front end")
+        if not self.ready:
+            raise RuntimeError("not enough audio for one window yet")
+        return self.gate_frontend.normalize(self._gate_ring.latest())
+
     def latest_frames(self) -> np.ndarray:
         """Raw log-band frames currently in the ring (fewer than a window at the start)."""
         return self._ring.latest()
 
     def reset(self) -> None:
         self._ring = FrameRing(self.config.frames_per_window, self.config.n_bands)
+        self._gate_ring = self._new_gate_ring()
         self._pending = np.zeros(0, dtype=np.float32)
 
 
@@ -244,7 +270,7 @@ class ScoreSmoother:
         score = self.utterance_score
         if score is None:
             return None
-        return "spoof" if score >= self.threshold else "bonafide"
+        return SPOOF if score >= self.threshold else BONAFIDE
 
 
 @dataclass(frozen=True)
@@ -254,11 +280,13 @@ class DetectionEvent:
     t: float  # stream time (s) at the end of the audio the event is about
     score: float | None
     speech: bool
-    decision: str | None = None  # "spoof" / "bonafide" on decision events
+    decision: str | None = None  # "spoof" / "bonafide" / "nospeech" on decision events
     smoothed: float | None = None
     utterance: tuple[float, float] | None = None  # start, end (s) on decision events
     windows: int = 0
     clip: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # Speech gate: the window's speech probability, or the utterance's mean on a decision.
+    speech_score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -267,6 +295,8 @@ class DetectionEvent:
             "speech": self.speech,
             "decision": self.decision,
         }
+        if self.speech_score is not None:
+            data["speech_score"] = round(self.speech_score, 6)
         if self.decision is None:
             data["smoothed"] = None if self.smoothed is None else round(self.smoothed, 6)
         else:
@@ -289,15 +319,23 @@ class LiveDetector:
     arrived, the latest window is scored. An utterance closes after ``hangover`` seconds of
     silence, at ``max_utterance`` seconds or at the end of the stream, and gets one decision.
     Results do not depend on how the audio is cut into chunks.
+
+    With ``speech`` (the speech gate), every scored window also gets a speech probability, and
+    an utterance whose mean speech probability is below the gate's threshold is decided
+    "nospeech" whatever its spoof score: the energy gate opens utterances for any loud sound,
+    the speech gate says whether one held speech.
     """
 
     def __init__(self, model: WindowScorer, frontend_config: FrontendConfig, threshold: float,
                  hop_seconds: float = DEFAULT_HOP_SECONDS, gate: SpeechGate | None = None,
                  smoother: ScoreSmoother | None = None, min_speech: float = 0.2,
                  hangover: float = 0.8, max_utterance: float = 10.0,
-                 keep_clips: bool = False) -> None:
+                 keep_clips: bool = False, speech: SpeechPresence | None = None) -> None:
         self.model = model
-        self.stream = StreamingFrontend(frontend_config)
+        self.speech = speech
+        self.stream = StreamingFrontend(frontend_config,
+                                        speech.frontend if speech is not None else None)
+        self._speech_scores: list[float] = []
         self.config = self.stream.config
         rate = self.config.sample_rate
         self.threshold = threshold
@@ -357,7 +395,7 @@ class LiveDetector:
                 self._in_utterance = True
                 first = len(self._recent) - list(self._recent).index(True)
                 self._start_block = self._blocks - first
-                self.smoother.reset()
+                self._reset_scores()
         if not self._in_utterance:
             return events
         if self._blocks % self.hop_blocks == 0 and self.stream.ready:
@@ -370,16 +408,24 @@ class LiveDetector:
             # Speech goes on: the next utterance starts where this one was cut.
             self._in_utterance = True
             self._start_block = self._blocks
-            self.smoother.reset()
+            self._reset_scores()
         return events
+
+    def _reset_scores(self) -> None:
+        self.smoother.reset()
+        self._speech_scores = []
 
     def _score_latest(self, speech: bool) -> DetectionEvent:
         score = self.model.score_window(self.stream.window())
+        speech_score = None
+        if self.speech is not None:
+            speech_score = self.speech.score_features(self.stream.gate_window())
+            self._speech_scores.append(speech_score)
         self.windows_scored += 1
         self._last_scored_block = self._blocks
         smoothed = self.smoother.add(score)
         return DetectionEvent(t=self._time(self._blocks), score=score, speech=speech,
-                              smoothed=smoothed)
+                              smoothed=smoothed, speech_score=speech_score)
 
     def _decide(self, speech: bool) -> list[DetectionEvent]:
         events: list[DetectionEvent] = []
@@ -392,24 +438,36 @@ class LiveDetector:
                 audio = self.audio.since(self._origin)
                 if audio.shape[0] >= self.config.n_fft:
                     padded = fit_to_window(audio, self.config.window_samples)
-                    score = self.model.score_window(self.stream.frontend.window_features(padded))
+                    frontend = self.stream.frontend
+                    power = frontend.power_frames(padded)
+                    speech_score = None
+                    if self.speech is not None:
+                        speech_score = self.speech.score_power(power)
+                        self._speech_scores.append(speech_score)
+                    score = self.model.score_window(
+                        frontend.normalize(frontend.log_bands(power)))
                     self.windows_scored += 1
                     self.smoother.add(score)
                     events.append(DetectionEvent(t=self._time(self._blocks), score=score,
-                                                 speech=speech))
+                                                 speech=speech, speech_score=speech_score))
         decision = self.smoother.decision()
         self._in_utterance = False
         self._recent.clear()
         if decision is None:
             return events
+        utterance_speech = None
+        if self.speech is not None:
+            utterance_speech = float(np.mean(self._speech_scores))
+            if not self.speech.is_speech(self._speech_scores):
+                decision = NOSPEECH
         start = self._start_block * self.block + self._origin
         clip = self.audio.since(start) if self.keep_clips else None
         events.append(DetectionEvent(
             t=self._time(self._blocks), score=self.smoother.utterance_score, speech=speech,
             decision=decision, utterance=(self._time(self._start_block), self._time(self._blocks)),
-            windows=len(self.smoother.scores), clip=clip,
+            windows=len(self.smoother.scores), clip=clip, speech_score=utterance_speech,
         ))
-        self.smoother.reset()
+        self._reset_scores()
         return events
 
     def flush(self) -> list[DetectionEvent]:
@@ -441,11 +499,12 @@ class LiveDetector:
         self._blocks = 0
         self._recent.clear()
         self._in_utterance = False
-        self.smoother.reset()
+        self._reset_scores()
 
 
 def detector_from_profile(profile: Profile, model: WindowScorer, frontend_config: FrontendConfig,
-                          threshold: float, keep_clips: bool = False) -> LiveDetector:
+                          threshold: float, keep_clips: bool = False,
+                          speech: SpeechPresence | None = None) -> LiveDetector:
     """A LiveDetector with a profile's gate, hop, smoothing and utterance settings."""
     rate = frontend_config.sample_rate
     gate = SpeechGate(rate, kind=profile.gate.kind, threshold_db=profile.gate.threshold_db,
@@ -455,4 +514,5 @@ def detector_from_profile(profile: Profile, model: WindowScorer, frontend_config
     return LiveDetector(model, frontend_config, threshold, hop_seconds=profile.stream.hop,
                         gate=gate, smoother=smoother, min_speech=profile.gate.min_speech,
                         hangover=profile.gate.hangover,
-                        max_utterance=profile.stream.max_utterance, keep_clips=keep_clips)
+                        max_utterance=profile.stream.max_utterance, keep_clips=keep_clips,
+                        speech=speech)

@@ -294,3 +294,12 @@ def calibrate(bonafide_dir: Path, spoof_dir: Path | None, target_frr: float,
 _register_vocoder()
 _register_teacher()
 _register_synth_engines()
+
+
+def _register_gate() -> None:
+    from host_training.gate_cli import gate
+
+    main.add_command(gate, name="gate")
+
+
+_register_gate()

@@ -23,7 +23,7 @@ from edge_runtime.actions import (
     run_live,
     write_wav_atomically,
 )
-from edge_runtime.errors import AudioError
+from edge_runtime.errors import EXIT_NO_SPEECH
 from edge_runtime.frontend import FrontendConfig
 from edge_runtime.stream import DetectionEvent, LiveDetector
 from tests.conftest import speech_like
@@ -237,5 +237,9 @@ def test_without_once_any_spoof_gives_1() -> None:
 
 
 def test_once_on_input_without_speech_is_never_bona_fide() -> None:
-    with pytest.raises(AudioError, match="before any utterance"):
-        run_live(chunks_of(QUIET), detector(0.1), Actions(io.StringIO()), once=True)
+    assert run_live(chunks_of(QUIET), detector(0.1), Actions(io.StringIO()),
+                    once=True) == EXIT_NO_SPEECH
+
+
+def test_without_once_input_without_any_utterance_is_no_speech() -> None:
+    assert run_live(chunks_of(QUIET), detector(0.1), Actions(io.StringIO())) == EXIT_NO_SPEECH

@@ -24,6 +24,7 @@ from scipy.signal import lfilter, resample_poly
 from edge_runtime.audio import DC_BLOCK_HZ, split_windows
 from edge_runtime.cli import main
 from edge_runtime.clip import NO_SIGNAL_PEAK
+from edge_runtime.errors import EXIT_NO_SPEECH
 from edge_runtime.frontend import Frontend
 from edge_runtime.model import SpoofModel
 from tests.conftest import REPO, speech_like
@@ -57,8 +58,14 @@ def oracle_score(path: Path, model: SpoofModel) -> float:
     return float(np.mean(scores))
 
 
+# These cases are about reading input, not about speech presence: the synthetic "speech" here
+# is a harmonic buzz the speech gate rightly calls no speech, so the gate lets everything
+# through (threshold 0). tests/test_speech_presence.py covers the gate.
+ANY_SIGNAL_IS_SPEECH = ("--speech-threshold", "0")
+
+
 def run_classify(*args: str | Path) -> tuple[int, str, str, BaseException | None]:
-    result = CliRunner().invoke(main, ["classify", *map(str, args)])
+    result = CliRunner().invoke(main, ["classify", *ANY_SIGNAL_IS_SPEECH, *map(str, args)])
     error = result.exception if not isinstance(result.exception, SystemExit) else None
     return result.exit_code, result.stdout, result.stderr, error
 
@@ -142,8 +149,6 @@ REFUSED: dict[str, tuple[Builder, str]] = {
     "text-named-wav": (_bytes("notes.wav", lambda _: b"just some text\n" * 50),
                        "not a readable audio file"),
     "image-named-wav": (_bytes("picture.wav", lambda _: PNG_1X1), "not a readable audio file"),
-    "all-silence": (_write("silence.wav", np.zeros(16000 * 5, np.float32)), "no signal"),
-    "dc-only": (_write("dc_only.wav", np.full(16000 * 5, 0.4, np.float32)), "no signal"),
     "nan-sample": (_write("nan.wav", _with_bad_value(np.nan), subtype="FLOAT"),
                    "NaN or Inf sample at 1.250 s"),
     "inf-sample": (_write("inf.wav", _with_bad_value(np.inf), subtype="FLOAT"),
@@ -165,6 +170,22 @@ def test_scored_case_matches_the_one_shot_oracle(case: str, tmp_path: Path,
     assert abs(float(score) - oracle_score(path, model)) <= SCORE_TOLERANCE
     assert label == ("spoof" if float(score) >= model.threshold else "bonafide")
     assert code == (1 if label == "spoof" else 0)
+
+
+# Digital silence and a bare DC level are no speech: a result line, no score, exit 4.
+NO_SIGNAL: dict[str, Builder] = {
+    "all-silence": _write("silence.wav", np.zeros(16000 * 5, np.float32)),
+    "dc-only": _write("dc_only.wav", np.full(16000 * 5, 0.4, np.float32)),
+}
+
+
+@pytest.mark.parametrize("case", NO_SIGNAL)
+def test_no_signal_is_no_speech_with_exit_4(case: str, tmp_path: Path) -> None:
+    path = NO_SIGNAL[case](tmp_path)
+    code, out, err, error = run_classify(path)
+    assert error is None and err == ""
+    assert out == f"{path}\t-\tnospeech\n"
+    assert code == EXIT_NO_SPEECH
 
 
 @pytest.mark.parametrize("case", REFUSED)
@@ -211,7 +232,8 @@ def test_non_utf8_file_name_is_scored_and_printed(tmp_path: Path) -> None:
     """Through a real process: click gets the name surrogate-escaped from argv."""
     name = os.fsencode(tmp_path) + b"/caf\xe9_\xff.wav"
     sf.write(name, SPEECH, 16000)
-    done = subprocess.run([*EDGE_DETECT, "classify", name], capture_output=True,
+    done = subprocess.run([*EDGE_DETECT, "classify", *ANY_SIGNAL_IS_SPEECH, name],
+                          capture_output=True,
                           cwd=REPO, timeout=300)
     assert done.returncode in (0, 1), done.stderr
     assert done.stderr == b""
@@ -227,9 +249,10 @@ def test_non_utf8_file_name_is_scored_and_printed(tmp_path: Path) -> None:
 def test_whole_matrix_in_one_process(tmp_path: Path) -> None:
     """The real command over every case at once: exit 2, one line per refused file, a line
     per scored file, nothing else on either stream."""
-    scored = [build(tmp_path) for build in SCORED.values()]
+    scored = [build(tmp_path) for build in [*SCORED.values(), *NO_SIGNAL.values()]]
     refused = [build(tmp_path) for build, _ in REFUSED.values()]
-    done = subprocess.run([*EDGE_DETECT, "classify", *map(str, scored + refused)],
+    done = subprocess.run([*EDGE_DETECT, "classify", *ANY_SIGNAL_IS_SPEECH,
+                           *map(str, scored + refused)],
                           capture_output=True, text=True, cwd=REPO, timeout=600)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr

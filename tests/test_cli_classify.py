@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from edge_runtime.cli import main
 from edge_runtime.clip import ClipScorer
+from edge_runtime.errors import EXIT_NO_SPEECH
 from edge_runtime.model import SpoofModel, sha256_of
 from tests.conftest import REPO, SAMPLES, speech_like
 
@@ -44,9 +45,10 @@ def test_json_lines_schema() -> None:
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == len(CLIPS)
     for record, clip in zip(records, CLIPS, strict=True):
-        assert set(record) == {"path", "score", "label"}
+        assert set(record) == {"path", "score", "speech", "label"}
         assert record["path"] == str(clip)
         assert isinstance(record["score"], float) and 0.0 <= record["score"] <= 1.0
+        assert isinstance(record["speech"], float) and 0.0 <= record["speech"] <= 1.0
         assert record["label"] in ("spoof", "bonafide")
 
 
@@ -114,16 +116,19 @@ def test_fail_safe_input_errors_are_never_bona_fide(tmp_path: Path) -> None:
     sf.write(silent, speech_like(3.0) * 0, 16000)
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"RIFF\x00\x00")
-    for path in (silent, garbage, tmp_path / "missing.flac", tmp_path):
+    for path in (garbage, tmp_path / "missing.flac", tmp_path):
         result = invoke("classify", path)
         assert result.exit_code == 2, path
         assert "bonafide" not in result.stdout
+    result = invoke("classify", silent)  # silence is judged: no speech
+    assert result.exit_code == EXIT_NO_SPEECH and "bonafide" not in result.stdout
 
 
 def test_fail_safe_input_error_outranks_bona_fide_results(tmp_path: Path) -> None:
     good = tmp_path / "good.wav"
     sf.write(good, speech_like(3.0), 16000)
-    result = invoke("classify", "--threshold", "1", good, tmp_path / "missing.wav")
+    result = invoke("classify", "--threshold", "1", "--speech-threshold", "0", good,
+                    tmp_path / "missing.wav")
     assert "bonafide" in result.stdout  # the good file was judged and printed
     assert result.exit_code == 2  # but the run as a whole is not a pass
 

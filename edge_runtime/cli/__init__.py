@@ -1,6 +1,7 @@
 """The `edge-detect` command line: parses, calls edge_runtime, prints. No logic of its own.
 
-Exit codes: 0 bona fide, 1 spoof, 2 usage or input error, 3 runtime fault (device, model).
+Exit codes (edge_runtime.errors): 0 bona fide speech, 1 spoof, 2 usage or input error,
+3 runtime fault (device, model), 4 no speech.
 Every EdgeDetectError becomes one line on stderr and its exit code, here and only here.
 """
 

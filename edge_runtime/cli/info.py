@@ -57,5 +57,22 @@ def info(model_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps({"model": shown, "interpreter": model.interpreter_name,
                                "card": card}, indent=2))
         return
-    for line in summary_lines(shown, model.interpreter_name, model.path.stat().st_size, card):
+    lines = summary_lines(shown, model.interpreter_name, model.path.stat().st_size, card)
+    lines.insert(-1, f"speech gate: {_speech_gate_line(model.frontend_config)}")
+    for line in lines:
         click.echo(line)
+
+
+def _speech_gate_line(detector_frontend) -> str:
+    """The shipped speech gate as classify and run will load it, or why they cannot."""
+    from edge_runtime.audio import display_path
+    from edge_runtime.errors import ModelError
+    from edge_runtime.speech_presence import SpeechPresence
+
+    try:
+        gate = SpeechPresence.load(detector_frontend)
+    except ModelError as error:
+        return f"cannot be used ({error})"
+    fe = gate.config
+    return (f"{display_path(gate.model.path)}, threshold {gate.threshold:.4f}, "
+            f"{fe.scale} {fe.n_bands} bands on the detector's STFT")

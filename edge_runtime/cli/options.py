@@ -16,3 +16,11 @@ threads_option = click.option(
     "--threads", type=click.IntRange(*THREADS_RANGE), default=None,
     help="Interpreter threads (default: the runtime's choice).",
 )
+speech_model_option = click.option(
+    "--speech-model", "speech_model_path", type=click.Path(path_type=Path), default=None,
+    help="The speech gate (.tflite with its card; default: the shipped models/speech_gate).",
+)
+speech_threshold_option = click.option(
+    "--speech-threshold", type=click.FloatRange(0.0, 1.0), default=None,
+    help="Speech probability below which input is 'no speech' (default: the gate card's).",
+)

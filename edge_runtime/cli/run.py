@@ -1,8 +1,9 @@
 """`edge-detect run`: live detection from a microphone, a file played as if live, or stdin.
 
-Exit codes: 0 bona fide / 1 spoof (with --once: the first utterance's decision; otherwise
-whether any utterance was judged spoof), 2 input or usage error, 3 device or model fault,
-130 on Ctrl-C, 143 on SIGTERM.
+Exit codes: 0 bona fide / 1 spoof / 4 no speech (with --once: the first utterance's decision,
+and 4 if the input ends before one; otherwise 1 if any utterance was spoof, else 0 if any was
+bona fide speech, else 4), 2 input or usage error, 3 device or model fault, 130 on Ctrl-C,
+143 on SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from typing import Any
 
 import click
 
-from edge_runtime.cli.options import model_option, threads_option
+from edge_runtime.cli.options import (
+    model_option,
+    speech_model_option,
+    speech_threshold_option,
+    threads_option,
+)
 from edge_runtime.defaults import (
     CAPTURE_RATE_RANGE,
     CHANNELS_RANGE,
@@ -68,9 +74,11 @@ def _device(value: str | None) -> int | str | None:
 @click.option("--chunk", type=click.IntRange(*CHUNK_RANGE), default=None,
               help="Frames per microphone read.")
 @model_option
+@speech_model_option
 @threads_option
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Spoof threshold (default: the profile's, else the model card's).")
+@speech_threshold_option
 @click.option("--hop", type=click.FloatRange(*HOP_RANGE), default=None,
               help=f"Seconds between scored windows (default {DEFAULT_HOP_SECONDS}).")
 @click.option("--gate", type=click.Choice(["energy", "webrtcvad", "off"]), default=None,
@@ -89,20 +97,23 @@ def _device(value: str | None) -> int | str | None:
               help="Size bound of the clip folder (oldest deleted first).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of human lines.")
 @click.option("--once", is_flag=True,
-              help="Exit after the first decision: 0 bona fide, 1 spoof (3 on a fault).")
+              help="Exit after the first decision: 0 bona fide, 1 spoof, 4 no speech "
+                   "(also when the input ends first), 3 on a fault.")
 @click.option("--decisions-only", is_flag=True, help="Print decisions, not every window.")
 def run(config_path: Path | None, input_path: str | None, fast: bool, rate: int | None,
         channels: int | None, device: str | None, chunk: int | None, model_path: Path | None,
-        threads: int | None, threshold: float | None, hop: float | None, gate: str | None,
+        speech_model_path: Path | None, threads: int | None, threshold: float | None,
+        speech_threshold: float | None, hop: float | None, gate: str | None,
         smoothing: str | None, on_spoof: str | None, on_bonafide: str | None,
         hook_timeout: float | None, gpio_pin: str | None, save_clips: Path | None,
         clips_max_mb: float | None, as_json: bool, once: bool, decisions_only: bool) -> None:
-    """Listen and judge each utterance: bona fide or spoofed speech."""
+    """Listen and judge each utterance: bona fide speech, spoofed speech, or no speech."""
     from dataclasses import replace
 
     from edge_runtime.actions import Actions, ClipSaver, GpioLine, HookRunner, run_live
     from edge_runtime.config import ClipsConfig, GpioConfig, Profile, load_profile, with_overrides
     from edge_runtime.model import SpoofModel
+    from edge_runtime.speech_presence import SpeechPresence
     from edge_runtime.stream import detector_from_profile
 
     setup_logging()
@@ -113,7 +124,8 @@ def run(config_path: Path | None, input_path: str | None, fast: bool, rate: int 
         profile,
         audio={"device": _device(device), "chunk": chunk,
                **({} if input_path == "-" else {"rate": rate, "channels": channels})},
-        model={"path": model_path, "threads": threads, "threshold": threshold},
+        model={"path": model_path, "threads": threads, "threshold": threshold,
+               "speech_model": speech_model_path, "speech_threshold": speech_threshold},
         stream={"hop": hop},
         gate={"kind": gate},
         smoothing={"method": smoothing},
@@ -134,8 +146,11 @@ def run(config_path: Path | None, input_path: str | None, fast: bool, rate: int 
     model = SpoofModel(profile.model.path, num_threads=profile.model.threads)
     frontend_config = model.frontend_config
     limit = profile.model.threshold if profile.model.threshold is not None else model.threshold
+    speech = SpeechPresence.load(frontend_config, profile.model.speech_model,
+                                 profile.model.speech_threshold,
+                                 num_threads=profile.model.threads)
     detector = detector_from_profile(profile, model, frontend_config, limit,
-                                     keep_clips=actions_cfg.clips is not None)
+                                     keep_clips=actions_cfg.clips is not None, speech=speech)
     target_rate = frontend_config.sample_rate
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -1,0 +1,475 @@
+"""The speech gate: a tiny int8 CNN that says whether a window holds speech at all.
+
+Speech is every clip of the training corpora (bona fide and spoofed alike: both are speech);
+"no speech" is the set `edge-train gate data` builds (``host_training.nonspeech``). Features
+come from the board's own front end: the detector's STFT (same rate, n_fft, window, hop), pooled
+into the gate's own 32 mel bands, so on the board the gate costs a matrix product and a small
+network per window, not a second FFT pass.
+
+The gate is independent of the detector's weights: it is trained, exported and carded on its
+own (``models/speech_gate.tflite`` + ``.json``, role ``speech_presence``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.frontend import STFT_FIELDS, Frontend, FrontendConfig
+from edge_runtime.model import ROLE_SPEECH, ModelCard, SpeechModel, TensorQuantization, sha256_of
+from host_training.augment import coloured_noise
+from host_training.features import random_window
+
+GATE_BANDS = 32
+GATE_FMIN = 50.0
+SHORT_CROP_SECONDS = (0.3, 1.5)  # letters and digits are this short
+MAX_TRAIN_FRR = 0.005  # the threshold keeps at most this share of dev speech out
+
+
+def gate_frontend_config(detector: FrontendConfig) -> FrontendConfig:
+    """The gate's features: the detector's framing, its own mel bands, window-mean normalised."""
+    shared = {name: getattr(detector, name) for name in STFT_FIELDS}
+    return FrontendConfig(**shared, n_bands=GATE_BANDS, fmin=GATE_FMIN,
+                          fmax=detector.sample_rate / 2, scale="mel",
+                          normalization="window_mean")
+
+
+@dataclass(frozen=True)
+class GateModelConfig:
+    time_pool: int = 2  # average pairs of 10 ms frames first: speech presence needs no finer
+    channels: tuple[int, ...] = (8, 16, 24, 32)
+    dense_units: int = 16
+
+
+@dataclass(frozen=True)
+class GateTrainConfig:
+    epochs: int = 8
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    seed: int = 0
+    speech_windows_per_clip: int = 1
+    nonspeech_windows_per_clip: int = 2
+    short_crop_prob: float = 0.35
+    noisy_speech_prob: float = 0.3  # speech over noise or music is still speech
+    model: GateModelConfig = GateModelConfig()
+
+
+def build_gate_model(input_shape: tuple[int, int], config: GateModelConfig):
+    """A few-k-parameter CNN: strided 3x3 convolutions, global average, sigmoid."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((*input_shape, 1))
+    x = layers.AveragePooling2D((config.time_pool, 1))(inputs)
+    for index, filters in enumerate(config.channels):
+        strides = (2, 2) if index < len(config.channels) - 1 else (2, 1)
+        x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(config.dense_units, activation="relu")(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inputs, outputs, name="speech_gate")
+
+
+# --- data ---------------------------------------------------------------------------------
+
+def _mix(speech: np.ndarray, background: np.ndarray, snr_db: float) -> np.ndarray:
+    if background.shape[0] < speech.shape[0]:
+        background = np.resize(background, speech.shape[0])
+    background = background[: speech.shape[0]]
+    ps = float(np.mean(speech.astype(np.float64) ** 2)) + 1e-12
+    pb = float(np.mean(background.astype(np.float64) ** 2)) + 1e-12
+    return (speech + background * np.sqrt(ps / pb / 10 ** (snr_db / 10))).astype(np.float32)
+
+
+def speech_windows(waves: list[np.ndarray], frontend: Frontend, config: GateTrainConfig,
+                   rng: np.random.Generator, backgrounds: list[np.ndarray],
+                   per_clip: int) -> np.ndarray:
+    """Feature windows of speech clips: whole-clip crops, short crops, some over noise/music."""
+    rate = frontend.config.sample_rate
+    window = frontend.config.window_samples
+    short = (int(SHORT_CROP_SECONDS[0] * rate), int(SHORT_CROP_SECONDS[1] * rate))
+    out = np.empty((len(waves) * per_clip, *frontend.config.feature_shape), dtype=np.float16)
+    row = 0
+    for wave in waves:
+        for _ in range(per_clip):
+            audio = wave
+            if rng.random() < config.noisy_speech_prob:
+                if backgrounds and rng.random() < 0.5:
+                    background = backgrounds[int(rng.integers(len(backgrounds)))]
+                else:
+                    background = coloured_noise(wave.shape[0], float(rng.uniform(0, 2)), rng)
+                audio = _mix(wave, background, float(rng.uniform(5.0, 30.0)))
+            crop = short if rng.random() < config.short_crop_prob else None
+            out[row] = frontend.window_features(random_window(audio, window, rng, crop))
+            row += 1
+    return out
+
+
+def nonspeech_windows(waves: list[np.ndarray], frontend: Frontend, config: GateTrainConfig,
+                      rng: np.random.Generator, per_clip: int) -> np.ndarray:
+    """Feature windows of non-speech clips; some are two of them mixed (still no speech)."""
+    rate = frontend.config.sample_rate
+    window = frontend.config.window_samples
+    short = (int(SHORT_CROP_SECONDS[0] * rate), int(SHORT_CROP_SECONDS[1] * rate))
+    out = np.empty((len(waves) * per_clip, *frontend.config.feature_shape), dtype=np.float16)
+    row = 0
+    for wave in waves:
+        for _ in range(per_clip):
+            audio = wave
+            if rng.random() < 0.2:
+                other = waves[int(rng.integers(len(waves)))]
+                audio = _mix(wave, other, float(rng.uniform(-10.0, 10.0)))
+            crop = short if rng.random() < config.short_crop_prob else None
+            out[row] = frontend.window_features(random_window(audio, window, rng, crop))
+            row += 1
+    return out
+
+
+def clip_windows_of(waves: list[np.ndarray], frontend: Frontend
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every window the board scores (digital silence skipped), each one's clip index, and
+    the clip count: scoring them in batches is much cheaper than clip by clip."""
+    from edge_runtime.audio import split_windows
+    from edge_runtime.clip import has_signal
+
+    window = frontend.config.window_samples
+    features, owners = [], []
+    for index, wave in enumerate(waves):
+        for chunk in split_windows(wave, window, window // 2):
+            if has_signal(chunk):
+                features.append(frontend.window_features(chunk).astype(np.float16))
+                owners.append(index)
+    shape = (0, *frontend.config.feature_shape)
+    stacked = np.stack(features) if features else np.zeros(shape, np.float16)
+    return stacked, np.asarray(owners, dtype=np.int64), len(waves)
+
+
+def clip_means(window_scores: np.ndarray, owners: np.ndarray, n_clips: int) -> np.ndarray:
+    """Mean speech probability per clip (0 for a clip without a window with signal)."""
+    sums = np.bincount(owners, weights=window_scores, minlength=n_clips)
+    counts = np.bincount(owners, minlength=n_clips)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+
+def clip_speech_scores(score_window: Callable[[np.ndarray], float], waves: list[np.ndarray],
+                       frontend: Frontend) -> np.ndarray:
+    """Mean speech probability per clip over the windows the board scores."""
+    features, owners, count = clip_windows_of(waves, frontend)
+    scores = np.array([score_window(f.astype(np.float32)) for f in features])
+    return clip_means(scores, owners, count)
+
+
+def choose_threshold(speech: np.ndarray, nonspeech: np.ndarray,
+                     max_frr: float = MAX_TRAIN_FRR) -> tuple[float, str]:
+    """The speech threshold: in the gap between non-speech and speech where there is one.
+
+    The highest threshold that keeps at most ``max_frr`` of dev speech out is the bound; if
+    every validation non-speech clip scores below it, the threshold sits in the middle of the
+    gap, otherwise at the bound (and the validation false accepts are reported).
+    """
+    bound = float(np.quantile(speech, max_frr, method="lower"))
+    top_nonspeech = float(np.max(nonspeech))
+    if top_nonspeech < bound:
+        return (top_nonspeech + bound) / 2, (
+            f"middle of the gap between the highest validation non-speech clip "
+            f"({top_nonspeech:.4f}) and the {max_frr:.1%} dev speech quantile ({bound:.4f})")
+    return bound, f"{max_frr:.1%} quantile of dev speech clip scores (gap closed)"
+
+
+# --- training -----------------------------------------------------------------------------
+
+@dataclass
+class GateData:
+    train_x: np.ndarray  # float16 feature windows: half the memory, features lose nothing
+    train_y: np.ndarray
+    dev_speech: list[np.ndarray]
+    val_nonspeech: list[np.ndarray]
+    train_nonspeech_count: int
+    train_speech_count: int
+
+
+def _load_speech(roots: list[Path], split: str, rate: int, cache_dir: Path | None,
+                 log: Callable[[str], None]) -> list[np.ndarray]:
+    from host_training.datasets import load_split
+    from host_training.waveforms import load_waveforms
+
+    waves: list[np.ndarray] = []
+    for root in roots:
+        utterances = load_split(root, split)
+        log(f"  {root} {split}: {len(utterances)} speech clips")
+        waves += load_waveforms(utterances, rate, cache_dir)
+    return waves
+
+
+def _load_nonspeech(root: Path, rate: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Train-split non-speech clips, minus a validation share (whole source files)."""
+    from host_training.nonspeech import file_split, read_manifest
+    from host_training.waveforms import load_clip
+
+    train, val = [], []
+    for clip in read_manifest(root, "train"):
+        source = Path(clip.source.split(" (")[0]) if clip.kind in ("music", "sfx") else clip.path
+        # A second hash cut of the training files: 15 % validation, never the test set.
+        held_out = file_split(Path(source.name + "#val"), test_share=0.15) == "test"
+        (val if held_out else train).append(load_clip(clip.path, rate))
+    return train, val
+
+
+def load_selection_sets(speech_roots: list[Path], nonspeech_root: Path, rate: int,
+                        cache_dir: Path | None, log: Callable[[str], None]
+                        ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Dev speech and validation non-speech: model selection and the threshold use these."""
+    log("loading speech (dev)")
+    dev_speech = _load_speech(speech_roots, "dev", rate, cache_dir, log)
+    _, val_nonspeech = _load_nonspeech(nonspeech_root, rate)
+    return dev_speech, val_nonspeech
+
+
+def prepare_data(detector: FrontendConfig, speech_roots: list[Path], nonspeech_root: Path,
+                 config: GateTrainConfig, cache_dir: Path | None,
+                 log: Callable[[str], None] = print) -> GateData:
+    """Training windows (cached in ``cache_dir``: computing them is most of a run's time on a
+    shared machine) and the selection sets."""
+    frontend = Frontend(gate_frontend_config(detector))
+    rate = frontend.config.sample_rate
+    key = _features_key(frontend.config, speech_roots, nonspeech_root, config)
+    cached = cache_dir / f"gate-features-{key}.npz" if cache_dir is not None else None
+    if cached is not None and cached.exists():
+        log(f"training windows from {cached}")
+        with np.load(cached) as stored:
+            x, y = stored["x"], stored["y"]
+            counts = stored["counts"]
+        dev_speech, val_nonspeech = load_selection_sets(speech_roots, nonspeech_root, rate,
+                                                        cache_dir, log)
+        return GateData(x, y, dev_speech, val_nonspeech, int(counts[1]), int(counts[0]))
+    data = _compute_data(frontend, speech_roots, nonspeech_root, config, cache_dir, log)
+    if cached is not None:
+        temporary = cached.with_suffix(".tmp.npz")
+        np.savez(temporary, x=data.train_x, y=data.train_y,
+                 counts=np.array([data.train_speech_count, data.train_nonspeech_count]))
+        temporary.replace(cached)
+    return data
+
+
+def _features_key(gate: FrontendConfig, speech_roots: list[Path], nonspeech_root: Path,
+                  config: GateTrainConfig) -> str:
+    import hashlib
+
+    manifest = nonspeech_root / "manifest.tsv"
+    stamp = manifest.stat().st_mtime_ns if manifest.exists() else 0
+    text = json.dumps([gate.to_dict(), [str(r) for r in speech_roots], str(nonspeech_root),
+                       stamp, {k: v for k, v in asdict(config).items()
+                               if k not in ("epochs", "batch_size", "learning_rate", "model")}])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _compute_data(frontend: Frontend, speech_roots: list[Path], nonspeech_root: Path,
+                  config: GateTrainConfig, cache_dir: Path | None,
+                  log: Callable[[str], None]) -> GateData:
+    rate = frontend.config.sample_rate
+    rng = np.random.default_rng(config.seed)
+    log("loading non-speech")
+    nonspeech, _ = _load_nonspeech(nonspeech_root, rate)
+    backgrounds = [w for w in nonspeech if w.shape[0] > rate]
+    log("loading speech (train)")
+    speech = _load_speech(speech_roots, "train", rate, cache_dir, log)
+    log(f"computing features: {len(speech)} speech, {len(nonspeech)} non-speech clips")
+    started = time.monotonic()
+    speech_x = speech_windows(speech, frontend, config, rng, backgrounds,
+                              config.speech_windows_per_clip)
+    speech_count = len(speech)
+    del speech  # the waves are the bulk of the memory; only the features are kept
+    nonspeech_x = nonspeech_windows(nonspeech, frontend, config, rng,
+                                    config.nonspeech_windows_per_clip)
+    log(f"  {len(speech_x) + len(nonspeech_x)} windows in {time.monotonic() - started:.0f} s")
+    x = np.concatenate([speech_x, nonspeech_x])
+    y = np.concatenate([np.ones(len(speech_x)), np.zeros(len(nonspeech_x))]).astype(np.float32)
+    del speech_x, nonspeech_x
+    dev_speech, val_nonspeech = load_selection_sets(speech_roots, nonspeech_root, rate,
+                                                    cache_dir, log)
+    return GateData(x, y, dev_speech, val_nonspeech, len(nonspeech), speech_count)
+
+
+REPRESENTATIVE_FILE = "representative.npy"  # int8 calibration windows saved for export
+
+
+def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_root: Path,
+               run_dir: Path, config: GateTrainConfig | None = None,
+               cache_dir: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Trains the gate; writes ``best.keras``, ``config.json``, ``metrics.json`` and the
+    representative windows export calibrates int8 with."""
+    import keras
+
+    config = config or GateTrainConfig()
+    keras.utils.set_random_seed(config.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    gate_config = gate_frontend_config(detector)
+    frontend = Frontend(gate_config)
+    data = prepare_data(detector, speech_roots, nonspeech_root, config, cache_dir, log)
+    rng = np.random.default_rng(config.seed)
+    chosen = rng.choice(len(data.train_y), size=min(600, len(data.train_y)), replace=False)
+    np.save(run_dir / REPRESENTATIVE_FILE, data.train_x[np.sort(chosen)])
+    (run_dir / "config.json").write_text(json.dumps({
+        "frontend": gate_config.to_dict(), "train": asdict(config),
+        "speech_roots": [str(r) for r in speech_roots], "nonspeech_root": str(nonspeech_root),
+    }, indent=2) + "\n")
+    model = build_gate_model(gate_config.feature_shape, config.model)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    log(f"gate model: {model.count_params()} parameters, {len(data.train_y)} training windows")
+    positives = float(data.train_y.mean())
+    weights = np.where(data.train_y > 0.5, 0.5 / positives, 0.5 / (1 - positives))
+    best: dict[str, Any] = {"score": -np.inf}
+    history = []
+    dev_windows = clip_windows_of(data.dev_speech, frontend)
+    val_windows = clip_windows_of(data.val_nonspeech, frontend)
+
+    def clip_scores(windows: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
+        features, owners, count = windows
+        scores = model.predict(features.astype(np.float32)[..., None], batch_size=256,
+                               verbose=0)[:, 0]
+        return clip_means(scores, owners, count)
+
+    for epoch in range(1, config.epochs + 1):
+        if epoch == config.epochs // 2 + 1:
+            model.optimizer.learning_rate.assign(config.learning_rate / 4)
+        order = rng.permutation(len(data.train_y))
+        started = time.monotonic()
+        losses = []
+        # Batches are converted to float32 one at a time: a float32 copy of the whole set
+        # would double the memory on a machine shared with other training.
+        for first in range(0, len(order), config.batch_size):
+            index = np.sort(order[first : first + config.batch_size])
+            result = model.train_on_batch(data.train_x[index].astype(np.float32)[..., None],
+                                          data.train_y[index], sample_weight=weights[index])
+            losses.append(float(np.asarray(result).reshape(-1)[0]))
+        dev = clip_scores(dev_windows)
+        val = clip_scores(val_windows)
+        threshold, _ = choose_threshold(dev, val)
+        frr = float(np.mean(dev < threshold))
+        far = float(np.mean(val >= threshold))
+        # Selection: the widest gap between validation non-speech and dev speech.
+        gap = float(np.quantile(dev, MAX_TRAIN_FRR, method="lower") - np.max(val))
+        record = {"epoch": epoch, "loss": float(np.mean(losses)),
+                  "dev_speech_frr": frr, "val_nonspeech_far": far, "gap": gap,
+                  "seconds": round(time.monotonic() - started, 1)}
+        history.append(record)
+        log(f"epoch {epoch}: loss {record['loss']:.4f}  gap {gap:+.4f}  dev speech FRR "
+            f"{frr:.2%}  val non-speech FAR {far:.2%}  ({record['seconds']} s)")
+        np.save(run_dir / "val_scores.npy", val)  # which validation clips are hard
+        if gap > best["score"]:
+            best = {"score": gap, "epoch": epoch}
+            model.save(run_dir / "best.keras")
+    summary = {
+        "best_epoch": best["epoch"], "history": history,
+        "train_windows": len(data.train_y),
+        "train_speech_clips": data.train_speech_count,
+        "train_nonspeech_clips": data.train_nonspeech_count,
+        "dev_speech_clips": len(data.dev_speech),
+        "val_nonspeech_clips": len(data.val_nonspeech),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+# --- export -------------------------------------------------------------------------------
+
+class GateExportError(RuntimeError):
+    pass
+
+
+ALLOWED_TENSOR_TYPES = {"int8", "int32"}
+
+
+def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
+                log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``run_dir/best.keras`` -> full-integer int8 ``out_path`` and its card (role
+    speech_presence, threshold chosen on dev speech and validation non-speech)."""
+    import keras
+
+    from host_training.export import convert_int8, tensor_report
+
+    stored = json.loads((run_dir / "config.json").read_text())
+    gate_config = FrontendConfig.from_dict(stored["frontend"])
+    train_config = stored["train"]
+    config = GateTrainConfig(**{k: v for k, v in train_config.items() if k != "model"},
+                             model=GateModelConfig(**{
+                                 k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in train_config["model"].items()}))
+    # metrics.json is written when training ends; a checkpoint of a run still going has none.
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {
+        "note": "exported before training ended"}
+    model = keras.models.load_model(run_dir / "best.keras")
+    roots = [Path(r) for r in stored["speech_roots"]]
+    dev_speech, val_nonspeech = load_selection_sets(
+        roots, Path(stored["nonspeech_root"]), gate_config.sample_rate, cache_dir, log)
+    representative = np.load(run_dir / REPRESENTATIVE_FILE).astype(np.float32)
+    log(f"converting to int8 with {len(representative)} representative windows")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(convert_int8(model, representative))
+    report = tensor_report(out_path)
+    stray = set(report["tensor_dtypes"]) - ALLOWED_TENSOR_TYPES
+    if stray:
+        raise GateExportError(f"{out_path}: tensors other than int8/int32 remain: {report}")
+
+    from edge_runtime.model import card_path_for, interpreter_class
+
+    interpreter_type, _ = interpreter_class()
+    probe = interpreter_type(model_path=str(out_path))
+    input_q = TensorQuantization(*probe.get_input_details()[0]["quantization"])
+    output_q = TensorQuantization(*probe.get_output_details()[0]["quantization"])
+    card_path = card_path_for(out_path)
+    provisional = ModelCard(out_path.name, sha256_of(out_path), gate_config, input_q, output_q,
+                            0.5, {"role": ROLE_SPEECH})
+    card_path.write_text(json.dumps(provisional.to_dict(), indent=2))
+    int8 = SpeechModel(out_path)
+    frontend = Frontend(gate_config)
+    dev = clip_speech_scores(int8.score_window, dev_speech, frontend)
+    val = clip_speech_scores(int8.score_window, val_nonspeech, frontend)
+
+    def float_score(features: np.ndarray) -> float:
+        return float(model(features[None, :, :, None], training=False)[0, 0])
+
+    sample = representative[:200]
+    float_scores = np.array([float_score(f) for f in sample])
+    int8_scores = int8.score_windows(sample)
+    threshold, source = choose_threshold(dev, val)
+    extra = {
+        "role": ROLE_SPEECH,
+        "name": "edge-detect speech gate (speech / no speech)",
+        "architecture": {"family": "strided CNN, global average", **asdict(config.model)},
+        "parameters": int(model.count_params()),
+        "size_bytes": out_path.stat().st_size,
+        "tflite": report,
+        "training": {"config": train_config, "frontend": gate_config.to_dict(),
+                     "speech_roots": stored["speech_roots"],
+                     "nonspeech_root": stored["nonspeech_root"], **metrics},
+        "quantization": {
+            "windows": len(sample),
+            "max_abs_score_difference": float(np.max(np.abs(float_scores - int8_scores))),
+            "mean_abs_score_difference": float(np.mean(np.abs(float_scores - int8_scores))),
+        },
+        "threshold_source": source,
+        "validation": {
+            "dev_speech_clips": len(dev), "dev_speech_frr": float(np.mean(dev < threshold)),
+            "val_nonspeech_clips": len(val),
+            "val_nonspeech_far": float(np.mean(val >= threshold)),
+            "val_nonspeech_max_score": float(np.max(val)),
+        },
+        "metrics": {},
+    }
+    card = ModelCard(out_path.name, sha256_of(out_path), gate_config, input_q, output_q,
+                     threshold, extra)
+    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.1f} KiB) and {card_path.name}; "
+        f"threshold {threshold:.4f} ({source})")
+    return card.to_dict()
