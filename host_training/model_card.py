@@ -73,9 +73,11 @@ def _split_line(summary: dict[str, Any]) -> str:
     if not summary:
         return "?"
     systems = summary.get("systems", {})
+    # Hundreds of systems make a wall of names; the JSON card keeps them all.
+    named = (", ".join(sorted(systems)) if len(systems) <= 40
+             else "the most frequent: " + ", ".join(sorted(systems, key=systems.get)[-10:]))
     return (f"{summary.get('files')} files ({summary.get('bonafide')} bona fide, "
-            f"{summary.get('spoof')} spoof from {len(systems)} systems: "
-            f"{', '.join(sorted(systems))})")
+            f"{summary.get('spoof')} spoof from {len(systems)} systems; {named})")
 
 
 def _augment_line(augment: dict[str, Any]) -> str:
@@ -123,7 +125,10 @@ def render(card: dict[str, Any]) -> str:
         "",
         f"- train: {_split_line(training.get('train', {}))}",
         f"- dev (model selection, threshold): {_split_line(training.get('dev', {}))}",
-        f"- extra training corpora: {config.get('data', {}).get('extra_train_roots', [])}",
+        f"- more training corpora: {config.get('data', {}).get('train_roots', [])}; "
+        f"generated: {config.get('data', {}).get('extra_train_roots', [])}",
+        f"- selection corpus (dev split): "
+        f"{config.get('data', {}).get('dev_root') or 'the corpus itself'}",
         f"- best epoch: {training.get('best_epoch', '?')}",
         "",
         f"Augmentation (probability per clip and epoch): "
