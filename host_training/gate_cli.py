@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from edge_runtime.model import MODEL_DIR
+
 DEFAULT_NONSPEECH = Path("cache/nonspeech")
 DEFAULT_EXTRA = Path("../data/extra")
 nonspeech_option = click.option(
@@ -57,7 +59,7 @@ def data(out_root: Path) -> None:
 
     Needs fluidsynth and General MIDI soundfonts for the music (apt install fluidsynth
     fluid-soundfont-gm timgm6mb-soundfont) and the sound and MIDI files of Debian packages
-    (see models/speech_gate.md for the list used).
+    (see edge_runtime/models/speech_gate.md for the list used).
     """
     from host_training.nonspeech import build_nonspeech
 
@@ -100,7 +102,7 @@ def train(run_dir: Path, nonspeech_root: Path, speech_roots: tuple[Path, ...], c
 @click.option("--run", "run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True),
               required=True)
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("models/speech_gate.tflite"), show_default=True)
+              default=MODEL_DIR / "speech_gate.tflite", show_default=True)
 @cache_option
 def export(run_dir: Path, out_path: Path, cache_dir: Path) -> None:
     """Export the gate to full-integer int8 TFLite with its card (asserts int8/int32 only)."""

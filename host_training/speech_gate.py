@@ -7,7 +7,7 @@ into the gate's own 32 mel bands, so on the board the gate costs a matrix produc
 network per window, not a second FFT pass.
 
 The gate is independent of the detector's weights: it is trained, exported and carded on its
-own (``models/speech_gate.tflite`` + ``.json``, role ``speech_presence``).
+own (``edge_runtime/models/speech_gate.tflite`` + ``.json``, role ``speech_presence``).
 """
 
 from __future__ import annotations
