@@ -84,6 +84,7 @@ def test_calibrate_from_files_writes_the_threshold_and_keeps_the_rest(tmp_path: 
 
 def test_calibrated_threshold_rejects_at_most_the_target_share(tmp_path: Path,
                                                                 shipped_model_path) -> None:
+    from edge_runtime import mic
     from edge_runtime.model import SpoofModel
     from edge_runtime.stream import detector_from_profile
 
@@ -101,7 +102,9 @@ def test_calibrated_threshold_rejects_at_most_the_target_share(tmp_path: Path,
     model = SpoofModel(shipped_model_path)
     scores = bonafide_window_scores(
         lambda: detector_from_profile(profile, model, model.frontend_config, 0.5),
-        [[sf.read(p, dtype="float32")[0]] for p in sorted(folder.iterdir())])
+        # Read as `calibrate --files` and `run --input` read files (DC blocker, blocks).
+        [mic.file_chunks(p, model.frontend_config.sample_rate, realtime=False)
+         for p in sorted(folder.iterdir())])
     assert scores.size >= 10
     assert np.mean(scores >= profile.model.threshold) <= 0.1
 
