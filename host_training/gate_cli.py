@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from edge_runtime.model import MODEL_DIR
+from host_training.cli_options import fail as _fail
 
 DEFAULT_NONSPEECH = Path("cache/nonspeech")
 DEFAULT_EXTRA = Path("../data/extra")
@@ -26,9 +26,6 @@ cache_option = click.option(
     default=Path("cache"), show_default=True, help="Folder for decoded-audio caches.")
 
 
-def _fail(message: str) -> None:
-    click.echo(f"edge-train: error: {message}", err=True)
-    sys.exit(2)
 
 
 def _speech_roots(given: tuple[Path, ...] | None) -> list[Path]:

@@ -263,9 +263,7 @@ def build_cli():
     """The `edge-train synth hifigan` command."""
     import click
 
-    def fail(message: str) -> None:
-        click.echo(f"edge-train: error: {message}", err=True)
-        sys.exit(2)
+    from host_training.cli_options import fail
 
     @click.command(name="hifigan")
     @click.option("--data", "roots", multiple=True,

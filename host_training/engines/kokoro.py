@@ -328,9 +328,7 @@ def build_cli():
     """The `edge-train synth kokoro` command."""
     import click
 
-    def fail(message: str) -> None:
-        click.echo(f"edge-train: error: {message}", err=True)
-        sys.exit(2)
+    from host_training.cli_options import fail
 
     @click.command(name="kokoro")
     @click.option("--out", "out_root", type=click.Path(path_type=Path, file_okay=False),
