@@ -89,10 +89,11 @@ def _mix(speech: np.ndarray, background: np.ndarray, snr_db: float) -> np.ndarra
     return (speech + background * np.sqrt(ps / pb / 10 ** (snr_db / 10))).astype(np.float32)
 
 
-def speech_windows(waves: list[np.ndarray], frontend: Frontend, config: GateTrainConfig,
-                   rng: np.random.Generator, backgrounds: list[np.ndarray],
-                   per_clip: int) -> np.ndarray:
-    """Feature windows of speech clips: whole-clip crops, short crops, some over noise/music."""
+def _crop_windows(waves: list[np.ndarray], frontend: Frontend, config: GateTrainConfig,
+                  rng: np.random.Generator, per_clip: int,
+                  vary: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``per_clip`` feature windows of each clip, ``vary`` applied first: whole-clip or short
+    random crops (short ones repeat-padded, as the board pads short clips)."""
     rate = frontend.config.sample_rate
     window = frontend.config.window_samples
     short = (int(SHORT_CROP_SECONDS[0] * rate), int(SHORT_CROP_SECONDS[1] * rate))
@@ -100,37 +101,41 @@ def speech_windows(waves: list[np.ndarray], frontend: Frontend, config: GateTrai
     row = 0
     for wave in waves:
         for _ in range(per_clip):
-            audio = wave
-            if rng.random() < config.noisy_speech_prob:
-                if backgrounds and rng.random() < 0.5:
-                    background = backgrounds[int(rng.integers(len(backgrounds)))]
-                else:
-                    background = coloured_noise(wave.shape[0], float(rng.uniform(0, 2)), rng)
-                audio = _mix(wave, background, float(rng.uniform(5.0, 30.0)))
+            audio = vary(wave)
             crop = short if rng.random() < config.short_crop_prob else None
             out[row] = frontend.window_features(random_window(audio, window, rng, crop))
             row += 1
     return out
+
+
+def speech_windows(waves: list[np.ndarray], frontend: Frontend, config: GateTrainConfig,
+                   rng: np.random.Generator, backgrounds: list[np.ndarray],
+                   per_clip: int) -> np.ndarray:
+    """Feature windows of speech clips: whole-clip crops, short crops, some over noise/music."""
+
+    def over_background(wave: np.ndarray) -> np.ndarray:
+        if rng.random() >= config.noisy_speech_prob:
+            return wave
+        if backgrounds and rng.random() < 0.5:
+            background = backgrounds[int(rng.integers(len(backgrounds)))]
+        else:
+            background = coloured_noise(wave.shape[0], float(rng.uniform(0, 2)), rng)
+        return _mix(wave, background, float(rng.uniform(5.0, 30.0)))
+
+    return _crop_windows(waves, frontend, config, rng, per_clip, over_background)
 
 
 def nonspeech_windows(waves: list[np.ndarray], frontend: Frontend, config: GateTrainConfig,
                       rng: np.random.Generator, per_clip: int) -> np.ndarray:
     """Feature windows of non-speech clips; some are two of them mixed (still no speech)."""
-    rate = frontend.config.sample_rate
-    window = frontend.config.window_samples
-    short = (int(SHORT_CROP_SECONDS[0] * rate), int(SHORT_CROP_SECONDS[1] * rate))
-    out = np.empty((len(waves) * per_clip, *frontend.config.feature_shape), dtype=np.float16)
-    row = 0
-    for wave in waves:
-        for _ in range(per_clip):
-            audio = wave
-            if rng.random() < 0.2:
-                other = waves[int(rng.integers(len(waves)))]
-                audio = _mix(wave, other, float(rng.uniform(-10.0, 10.0)))
-            crop = short if rng.random() < config.short_crop_prob else None
-            out[row] = frontend.window_features(random_window(audio, window, rng, crop))
-            row += 1
-    return out
+
+    def mixed(wave: np.ndarray) -> np.ndarray:
+        if rng.random() >= 0.2:
+            return wave
+        other = waves[int(rng.integers(len(waves)))]
+        return _mix(wave, other, float(rng.uniform(-10.0, 10.0)))
+
+    return _crop_windows(waves, frontend, config, rng, per_clip, mixed)
 
 
 def clip_windows_of(waves: list[np.ndarray], frontend: Frontend
