@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
 
-from edge_runtime.errors import EXIT_INPUT_ERROR
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from host_training.cli_options import cache_option, data_option
+from host_training.cli_options import cache_option, data_option, report_written
 from host_training.cli_options import fail as _fail
 
 
@@ -191,12 +188,7 @@ def synth(ctx: click.Context, data_root: Path | None, split: str, out_root: Path
                                    limit=limit, jobs=jobs, seed=seed)
     except (DatasetError, SynthError, OSError) as error:
         _fail(str(error))
-    for message in summary.errors:
-        click.echo(f"edge-train: {message}", err=True)
-    click.echo(f"{summary.written} twins written, {summary.skipped} already there; "
-               f"protocol {summary.protocol}")
-    if summary.errors:
-        sys.exit(EXIT_INPUT_ERROR)
+    report_written(summary, "twins")
 
 
 def _register_synth_engines() -> None:

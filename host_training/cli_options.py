@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from edge_runtime.errors import EXIT_INPUT_ERROR
+
+if TYPE_CHECKING:
+    from host_training.synth import SynthSummary
 
 DEFAULT_CACHE = Path("cache")
 data_option = click.option(
@@ -26,3 +29,14 @@ def fail(message: str) -> NoReturn:
     """One line on stderr and exit 2: the way every `edge-train` command refuses its input."""
     click.echo(f"edge-train: error: {message}", err=True)
     sys.exit(EXIT_INPUT_ERROR)
+
+
+def report_written(summary: SynthSummary, what: str) -> None:
+    """Each clip that could not be made on stderr, the counts on stdout; exit 2 if any failed
+    (everything written stays written, and a rerun resumes)."""
+    for message in summary.errors:
+        click.echo(f"edge-train: {message}", err=True)
+    click.echo(f"{summary.written} {what} written, {summary.skipped} already there; "
+               f"protocol {summary.protocol}")
+    if summary.errors:
+        sys.exit(EXIT_INPUT_ERROR)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.audio import rms
+
 
 class CorpusWriter:
     """Appends spoof clips of one split to a corpus root; ``done`` holds the finished ids."""
@@ -82,10 +84,6 @@ class CorpusWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def rms(audio: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
 
 
 def scale_to_rms(audio: np.ndarray, target_rms: float) -> np.ndarray:

@@ -28,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.audio import rms
 from host_training.engines import EngineError, missing_package, require
-from host_training.engines.corpus import CorpusWriter, rms, scale_to_rms
+from host_training.engines.corpus import CorpusWriter, scale_to_rms
+from host_training.synth import SynthSummary
 
 ENGINE = "hifigan"
 CHECKPOINTS = {"universal": "generator_universal.pth.tar",
@@ -200,17 +202,9 @@ def pick_sources(roots: Sequence[Path], split: str, count: int, seed: int) -> li
     return picked[:count] if count else picked
 
 
-@dataclass
-class HifiganSummary:
-    written: int
-    skipped: int
-    errors: list[str]
-    protocol: Path
-
-
 def generate_twins(roots: Sequence[Path], out_root: Path, checkpoints: Sequence[str],
                    count: int = 0, split: str = "train", seed: int = 0, rate: int = 16000,
-                   threads: int = 1, progress: bool = True) -> HifiganSummary:
+                   threads: int = 1, progress: bool = True) -> SynthSummary:
     """Twins of bona fide clips as a spoofmix-layout corpus (``SPEAKER UTT_hifigan_v1_<ckpt> -
     hifigan_v1_<ckpt> spoof``); the checkpoints take the clips in turn (two checkpoints: half
     each). Resumable.
@@ -255,7 +249,7 @@ def generate_twins(roots: Sequence[Path], out_root: Path, checkpoints: Sequence[
                 bar.update(1)
         if bar is not None:
             bar.close()
-        return HifiganSummary(writer.written, len(sources) - len(todo), errors, writer.protocol)
+        return SynthSummary(writer.written, len(sources) - len(todo), errors, writer.protocol)
 
 
 # ---------------------------------------------------------------------------------- command
@@ -263,7 +257,7 @@ def build_cli():
     """The `edge-train synth hifigan` command."""
     import click
 
-    from host_training.cli_options import fail
+    from host_training.cli_options import fail, report_written
 
     @click.command(name="hifigan")
     @click.option("--data", "roots", multiple=True,
@@ -294,11 +288,6 @@ def build_cli():
                                      count, split, seed, threads=threads)
         except (EngineError, DatasetError, OSError) as error:
             fail(str(error))
-        for message in summary.errors:
-            click.echo(f"edge-train: {message}", err=True)
-        click.echo(f"{summary.written} twins written, {summary.skipped} already there; "
-                   f"protocol {summary.protocol}")
-        if summary.errors:
-            sys.exit(2)
+        report_written(summary, "twins")
 
     return command

@@ -32,6 +32,7 @@ import numpy as np
 
 from host_training.engines import EngineError, require
 from host_training.engines.corpus import CorpusWriter, scale_to_rms
+from host_training.synth import SynthSummary
 
 ENGINE = "kokoro"
 SYSTEM = "kokoro82m_v1_int8"
@@ -263,19 +264,11 @@ def plan_clips(count: int, voices: Sequence[str], texts: Sequence[str], seed: in
     return clips
 
 
-@dataclass
-class KokoroSummary:
-    written: int
-    skipped: int
-    errors: list[str]
-    protocol: Path
-
-
 def generate_corpus(out_root: Path, count: int, texts: Sequence[str], voices: Sequence[str] = (),
                     split: str = "train", assets: Path | None = None, seed: int = 0,
                     speed: tuple[float, float] = DEFAULT_SPEED,
                     level_dbfs: tuple[float, float] = DEFAULT_LEVEL_DBFS, rate: int = 16000,
-                    threads: int = 1, progress: bool = True) -> KokoroSummary:
+                    threads: int = 1, progress: bool = True) -> SynthSummary:
     """``count`` Kokoro clips as a spoofmix-layout corpus (``SPEAKER UTT - kokoro82m_v1_int8
     spoof``, speaker ``KOKORO_<voice>``), resampled to ``rate``; resumable.
 
@@ -320,7 +313,7 @@ def generate_corpus(out_root: Path, count: int, texts: Sequence[str], voices: Se
                 bar.update(1)
         if bar is not None:
             bar.close()
-        return KokoroSummary(writer.written, len(plan) - len(todo), errors, writer.protocol)
+        return SynthSummary(writer.written, len(plan) - len(todo), errors, writer.protocol)
 
 
 # ---------------------------------------------------------------------------------- command
@@ -328,7 +321,7 @@ def build_cli():
     """The `edge-train synth kokoro` command."""
     import click
 
-    from host_training.cli_options import fail
+    from host_training.cli_options import fail, report_written
 
     @click.command(name="kokoro")
     @click.option("--out", "out_root", type=click.Path(path_type=Path, file_okay=False),
@@ -371,11 +364,6 @@ def build_cli():
                                       level_db, threads=threads)
         except (EngineError, OSError) as error:
             fail(str(error))
-        for message in summary.errors:
-            click.echo(f"edge-train: {message}", err=True)
-        click.echo(f"{summary.written} clips written, {summary.skipped} already there; "
-                   f"protocol {summary.protocol}")
-        if summary.errors:
-            sys.exit(2)
+        report_written(summary, "clips")
 
     return command
