@@ -34,6 +34,7 @@ from scipy import linalg, signal
 from edge_runtime.atomic import atomic_output, remove_partial_files, write_text_atomically
 from edge_runtime.audio import resample, rms
 from host_training.datasets import Utterance
+from host_training.engines.corpus import scale_to_rms
 
 VocoderFn = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 SYSTEM_PREFIX = "synth_"
@@ -229,14 +230,9 @@ def vocode(audio: np.ndarray, rate: int, vocoder: str, rng: np.random.Generator)
     out = _fit(out, source.shape[0])
     if not np.all(np.isfinite(out)) or np.max(np.abs(out)) > 1e3:
         raise SynthError(f"{vocoder} became unstable on this clip")
-    level = rms(out)
-    if level < 1e-9:
+    if rms(out) < 1e-9:
         raise SynthError(f"{vocoder} produced silence")
-    out *= rms(source) / level
-    peak = float(np.max(np.abs(out)))
-    if peak > 0.999:
-        out *= 0.999 / peak
-    return out.astype(np.float32)
+    return scale_to_rms(out, rms(source))
 
 
 @dataclass(frozen=True)
