@@ -1,10 +1,12 @@
-"""The int8 speaker embedder (``models/speaker_embedder.tflite`` and its card): a clip in, a unit
+"""The speaker embedder (``models/speaker_embedder.tflite`` and its card): a clip in, a unit
 vector out; two clips of one voice point the same way.
 
 Loaded through the same checks as the detector (card beside the model, sha256, front end,
-input and output quantisation). The card's ``threshold`` is the cosine similarity at which a
-clip counts as the enrolled speaker's (set on the corpus's non-target trials at the card's
-``threshold_far``); an owner may carry a threshold of their own (``edge_runtime.owners``).
+input and output quantisation). Its weights are int8; its activations are float32 (see
+``models/speaker_embedder.md`` for why this LSTM cannot run full int8 without losing the
+voice). The card's ``threshold`` is the cosine similarity at which a clip counts as the
+enrolled speaker's (set on the corpus's non-target trials at the card's ``threshold_far``); an
+owner may carry a threshold of their own (``edge_runtime.owners``).
 """
 
 from __future__ import annotations
@@ -67,13 +69,25 @@ class SpeakerEmbedder(Int8WindowModel):
             raise ModelError(
                 f"{shown}: input shape {shape} does not match the card's front end {expected}")
         for role, detail in (("input", self._input), ("output", self._output)):
-            if detail["dtype"] != np.int8:
+            if detail["dtype"] not in (np.int8, np.float32):
                 raise ModelError(f"{shown}: {role} tensor is "
-                                 f"{np.dtype(detail['dtype']).name}, expected int8")
+                                 f"{np.dtype(detail['dtype']).name}, expected int8 or float32")
         if len(self._output["shape"]) != 2 or int(self._output["shape"][1]) < 2:
             raise ModelError(f"{shown}: output shape "
                              f"{tuple(int(d) for d in self._output['shape'])}; expected "
                              "(1, embedding size)")
+
+    def _check_quantization(self) -> None:
+        """int8 tensors: the card's quantisation must be the model's. float32 tensors (int8
+        weights, float activations): the card must say identity (scale 1, zero point 0)."""
+        for role, detail, card_q in (
+                ("input", self._input, self.card.input_quantization),
+                ("output", self._output, self.card.output_quantization)):
+            if detail["dtype"] == np.float32 and (card_q.scale != 1.0 or card_q.zero_point):
+                raise ModelError(f"{_shown(self.path)}: {role} tensor is float32 but its card "
+                                 "gives an int8 quantisation")
+        if self._input["dtype"] == np.int8 and self._output["dtype"] == np.int8:
+            super()._check_quantization()
 
     @property
     def embedding_size(self) -> int:
@@ -81,11 +95,16 @@ class SpeakerEmbedder(Int8WindowModel):
 
     def embed_partial(self, features: np.ndarray) -> np.ndarray:
         """The raw (not normalised) embedding of one (frames, bands) partial."""
-        quantized = self.input_quantization.quantize(features)[None, :, :, None]
-        self._interpreter.set_tensor(self._input["index"], quantized)
+        if self._input["dtype"] == np.int8:
+            data = self.input_quantization.quantize(features)[None, :, :, None]
+        else:
+            data = np.asarray(features, dtype=np.float32)[None, :, :, None]
+        self._interpreter.set_tensor(self._input["index"], data)
         self._interpreter.invoke()
         raw = self._interpreter.get_tensor(self._output["index"])
-        return self.output_quantization.dequantize(raw).reshape(-1)
+        if self._output["dtype"] == np.int8:
+            return self.output_quantization.dequantize(raw).reshape(-1)
+        return np.array(raw, dtype=np.float32).reshape(-1)
 
     def embed(self, audio: np.ndarray, name: str = "audio") -> np.ndarray:
         """The unit embedding of a clip (mono float32 at the card's rate)."""
