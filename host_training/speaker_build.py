@@ -80,9 +80,11 @@ def main(argv: list[str] | None = None) -> None:
 
     weights = load_weights()
     frames, bands = EMBEDDER_FRONTEND.feature_shape
+    probe = probe_partials(200, args.seed)
+    band_scale = (probe.mean(axis=(0, 1)) + 1e-6).astype(np.float32)
     log(f"building the Keras model ({frames} frames x {bands} bands)")
-    model = build_keras_embedder(weights, frames, bands)
-    probe = probe_partials(8, args.seed)
+    model = build_keras_embedder(weights, frames, bands, band_scale)
+    probe = probe[:8]
     keras_out = np.asarray(model(probe[..., None], training=False))
     reference = reference_embeddings(weights, probe)
     float_error = float(np.max(np.abs(keras_out - reference)))
@@ -145,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
                    "architecture": "GE2E speaker encoder: 3 x LSTM(256) on 40 mel power bands, "
                                    "Linear(256) + ReLU; unrolled for int8"},
         "embedding_size": int(embedder.embedding_size),
+        "band_scale": [round(float(v), 6) for v in band_scale],
         "size_bytes": path.stat().st_size,
         "tflite": {"ops": ops,
                    "weights": "every weight matrix int8 (checked at export); activations "

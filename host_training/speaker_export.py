@@ -2,7 +2,11 @@
 
 Resemblyzer's encoder is rebuilt in Keras (3 LSTM layers, Linear, ReLU), its weights loaded and
 checked against the NumPy reference, and converted with dynamic-range quantisation: every
-weight matrix int8 (1.7 MB instead of 5.7 MB), activations float.
+weight matrix int8 (1.7 MB instead of 5.7 MB), activations float. The input is divided per band
+by the bands' mean power (a float MUL, folded back into the first LSTM's weights) so that the
+LSTM's per-frame input quantisation keeps the quiet bands: on 16 partials, cosine to the float
+model 0.978 (min 0.77) with it, 0.93 (min 0.74) without. float16 weights are exact but take
+13 ms a partial here against 5.8 ms.
 
 Why not full int8 like the detector: measured on 24 bona fide partials (docs/owner.md), this
 LSTM takes linear mel *power* (90 % of values below 0.004, peaks above 30) and is very sensitive
@@ -26,12 +30,21 @@ from edge_runtime.speaker_frontend import EMBEDDER_FRONTEND, SpeakerFrontendConf
 from host_training.speaker_weights import EMBEDDING_SIZE, LAYERS, UNITS
 
 
-def build_keras_embedder(weights: dict[str, np.ndarray], frames: int, bands: int) -> Any:
-    """Input (frames, bands, 1) mel power -> (256,) ReLU embedding (not normalised)."""
+def build_keras_embedder(weights: dict[str, np.ndarray], frames: int, bands: int,
+                         band_scale: np.ndarray | None = None) -> Any:
+    """Input (frames, bands, 1) mel power -> (256,) ReLU embedding (not normalised).
+
+    ``band_scale`` (one positive number per band, e.g. the bands' mean power) divides the input
+    by a float MUL, which dynamic-range quantisation leaves float, and multiplies the first
+    LSTM's input weights back: the same function, but the LSTM's run-time input quantisation
+    (per frame, to int8) no longer rounds the quiet high bands of a frame to zero.
+    """
     import keras
 
     inputs = keras.Input((frames, bands, 1), batch_size=1, name="mel_power")
     sequence = keras.layers.Reshape((frames, bands))(inputs)
+    scale = np.ones(bands, dtype=np.float32) if band_scale is None else band_scale
+    sequence = sequence * keras.ops.convert_to_tensor((1.0 / scale).astype(np.float32))
     lstms = []
     for layer in range(LAYERS):
         lstm = keras.layers.LSTM(UNITS, return_sequences=layer < LAYERS - 1,
@@ -42,8 +55,10 @@ def build_keras_embedder(weights: dict[str, np.ndarray], frames: int, bands: int
     model = keras.Model(inputs, dense(sequence), name="ge2e_speaker_encoder")
     # PyTorch and Keras share the gate order (i, f, g, o); PyTorch's two biases add up.
     for layer, lstm in enumerate(lstms):
-        lstm.set_weights([weights[f"lstm.weight_ih_l{layer}"].T,
-                          weights[f"lstm.weight_hh_l{layer}"].T,
+        kernel = weights[f"lstm.weight_ih_l{layer}"].T
+        if layer == 0:
+            kernel = kernel * scale[:, None]
+        lstm.set_weights([kernel, weights[f"lstm.weight_hh_l{layer}"].T,
                           weights[f"lstm.bias_ih_l{layer}"] + weights[f"lstm.bias_hh_l{layer}"]])
     dense.set_weights([weights["linear.weight"].T, weights["linear.bias"]])
     return model

@@ -34,11 +34,13 @@ def cli(*args: object):
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    """An owner "lj" enrolled from three clips of the LJ sample (its halves and the whole)."""
+    """An owner "lj" enrolled from three clips of the LJ sample (its first half, its middle
+    half, the whole; the detector calls its second half spoof, which the refusal test uses)."""
     audio, rate = sf.read(OWNER, dtype="float32")
-    half = audio.shape[0] // 2
+    quarter = audio.shape[0] // 4
     clips = []
-    for name, part in (("a.wav", audio[:half]), ("b.wav", audio[half:]), ("c.wav", audio)):
+    for name, part in (("a.wav", audio[:2 * quarter]), ("b.wav", audio[quarter:3 * quarter]),
+                       ("c.wav", audio)):
         sf.write(tmp_path / name, part, rate)
         clips.append(tmp_path / name)
     folder = tmp_path / "owners"
