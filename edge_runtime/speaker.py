@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.clip import has_signal
 from edge_runtime.errors import AudioError, ModelError
 from edge_runtime.model import MODEL_DIR, Int8WindowModel, _shown
 from edge_runtime.speaker_frontend import SpeakerFrontend, SpeakerFrontendConfig
@@ -108,6 +109,10 @@ class SpeakerEmbedder(Int8WindowModel):
 
     def embed(self, audio: np.ndarray, name: str = "audio") -> np.ndarray:
         """The unit embedding of a clip (mono float32 at the card's rate)."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if audio.size == 0 or not has_signal(audio):
+            # The model describes even silence (its biases), as some voice: refuse instead.
+            raise AudioError(f"{name}: no voice the speaker embedder can describe (no signal)")
         partials = self.frontend.partials(audio)
         vectors = []
         for partial in partials:
