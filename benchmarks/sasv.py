@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-partials", type=int, default=None,
                         help="override the card's partials per clip (cost vs accuracy)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--scores", type=Path, default=None,
+                        help="also write every trial's scores here (TSV)")
     args = parser.parse_args(argv)
 
     rss_start = current_rss_bytes()
@@ -150,7 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     refused = [str(p) for ps in trials.enrolment.values() for p in ps if label[p] != BONAFIDE]
     systems: dict[str, dict[str, list[float]]] = {
         name: {TARGET: [], NONTARGET: [], SPOOF: []} for name in ("detector", "embedder", "both")}
+    # The detector trained on the corpora's train splits: spoof trials from dev / eval splits
+    # are the ones it never saw.
+    held_out: dict[str, dict[str, list[float]]] = {
+        name: {TARGET: [], NONTARGET: [], SPOOF: []} for name in ("detector", "embedder", "both")}
     at_point = {TARGET: [], NONTARGET: [], SPOOF: []}
+    rows = ["speaker\tclip\tkind\tsystem\tsplit\tspoof_score\tlabel\tsimilarity"]
     spoof_accepted: Counter[str] = Counter()
     spoof_total: Counter[str] = Counter()
     for trial in trials.trials:
@@ -158,9 +165,14 @@ def main(argv: list[str] | None = None) -> None:
         similarity = (-1.0 if embedding[clip] is None
                       else cosine(embedding[clip], enrolled[trial.speaker]))
         gate = label[clip] == BONAFIDE
-        systems["detector"][trial.kind].append(1.0 - spoof_score[clip])
-        systems["embedder"][trial.kind].append(similarity)
-        systems["both"][trial.kind].append(similarity if gate else -2.0)
+        unseen = trial.kind != SPOOF or clip.parent.parent.name in ("dev", "eval")
+        rows.append(f"{trial.speaker}\t{clip.name}\t{trial.kind}\t{trial.utterance.system}\t"
+                    f"{clip.parent.parent.name}\t{spoof_score[clip]:.6f}\t{label[clip]}\t"
+                    f"{similarity:.6f}")
+        for table in (systems, held_out) if unseen else (systems,):
+            table["detector"][trial.kind].append(1.0 - spoof_score[clip])
+            table["embedder"][trial.kind].append(similarity)
+            table["both"][trial.kind].append(similarity if gate else -2.0)
         accepted = gate and similarity >= embedder.threshold
         at_point[trial.kind].append(float(accepted))
         if trial.kind == SPOOF:
@@ -173,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
                    "enrolment_clips": sum(len(v) for v in trials.enrolment.values()),
                    "enrolment_clips_the_detector_refuses": len(refused)},
         "eer_percent": {name: three_eers(scores) for name, scores in systems.items()},
+        "eer_percent_unseen_spoofs": {
+            "spoof_trials": len(held_out["both"][SPOOF]),
+            **{name: three_eers(scores) for name, scores in held_out.items()}},
         "operating_point": {
             "speaker_threshold": embedder.threshold, "spoof_threshold": scorer.threshold,
             "target_rejected_percent": round(100 * (1 - np.mean(at_point[TARGET])), 2),
@@ -194,7 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     from edge_runtime.atomic import write_text_atomically
 
     write_text_atomically(args.out, json.dumps(report, indent=2) + "\n")
+    if args.scores is not None:
+        write_text_atomically(args.scores, "\n".join(rows) + "\n")
     print(json.dumps({"eer_percent": report["eer_percent"],
+                      "eer_percent_unseen_spoofs": report["eer_percent_unseen_spoofs"],
                       "operating_point": {k: v for k, v in report["operating_point"].items()
                                           if k != "spoof_accepted_by_system"},
                       "cost": report["cost"]}, indent=1))
