@@ -300,10 +300,9 @@ def run_live(chunks: Iterable[np.ndarray], detector: LiveDetector, actions: Acti
     """Feeds audio through the detector into the actions; returns the exit code.
 
     ``once``: stop at the first decision: 0 bona fide, 1 spoof, 4 no speech, 5 not the owner
-    (with an owner); input that ends
-    before any utterance was decided is "no speech" (4), never "bona fide". Without ``once``,
-    the input's end gives 1 if any utterance was judged spoof, else 0 if any was bona fide
-    speech, else 4. Device and model faults propagate as DeviceError / ModelError (exit 3).
+    (with an owner); input that ends before any utterance was decided is "no speech" (4), never
+    "bona fide". Without ``once``, the input's end gives ``exit_code_for`` all decisions.
+    Device and model faults propagate as DeviceError / ModelError (exit 3).
     """
 
     def deliver(events: Iterable[DetectionEvent]) -> str | None:
