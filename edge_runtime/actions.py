@@ -30,11 +30,12 @@ from edge_runtime.atomic import atomic_output, remove_partial_files
 from edge_runtime.errors import (
     EXIT_BONAFIDE,
     EXIT_NO_SPEECH,
+    EXIT_NOT_OWNER,
     EXIT_SPOOF,
     ConfigError,
     DeviceError,
 )
-from edge_runtime.speech_presence import BONAFIDE, NOSPEECH, SPOOF
+from edge_runtime.speech_presence import BONAFIDE, NOSPEECH, NOTOWNER, SPOOF
 from edge_runtime.stream import DetectionEvent, LiveDetector
 from edge_runtime.wording import counted
 
@@ -49,8 +50,11 @@ def format_event(event: DetectionEvent) -> str:
         smoothed = "" if event.smoothed is None else f"  smoothed {event.smoothed:.4f}"
         return f"{event.t:8.2f}s  score {event.score:.4f}{smoothed}"
     start, end = event.utterance or (event.t, event.t)
-    label = {SPOOF: "SPOOF", BONAFIDE: "bona fide", NOSPEECH: "no speech"}[event.decision]
+    label = {SPOOF: "SPOOF", BONAFIDE: "bona fide", NOSPEECH: "no speech",
+             NOTOWNER: "NOT THE OWNER"}[event.decision]
     speech = "" if event.speech_score is None else f"  speech {event.speech_score:.4f}"
+    if event.similarity is not None:
+        speech += f"  similarity {event.similarity:.4f}"
     return (f"{event.t:8.2f}s  {label}  score {event.score:.4f}{speech}  "
             f"(utterance {start:.2f}-{end:.2f} s, {counted(event.windows, 'window')})")
 
@@ -279,6 +283,8 @@ class Actions:
                 "EDGE_DETECT_CLIP": str(clip_path) if clip_path else "",
                 "EDGE_DETECT_SPEECH": ("" if event.speech_score is None
                                        else f"{event.speech_score:.6f}"),
+                "EDGE_DETECT_SIMILARITY": ("" if event.similarity is None
+                                           else f"{event.similarity:.6f}"),
             }
             self.hooks.submit(event.decision, env)
 
@@ -293,10 +299,10 @@ def run_live(chunks: Iterable[np.ndarray], detector: LiveDetector, actions: Acti
              once: bool = False) -> int:
     """Feeds audio through the detector into the actions; returns the exit code.
 
-    ``once``: stop at the first decision: 0 bona fide, 1 spoof, 4 no speech; input that ends
-    before any utterance was decided is "no speech" (4), never "bona fide". Without ``once``,
-    the input's end gives 1 if any utterance was judged spoof, else 0 if any was bona fide
-    speech, else 4. Device and model faults propagate as DeviceError / ModelError (exit 3).
+    ``once``: stop at the first decision: 0 bona fide, 1 spoof, 4 no speech, 5 not the owner
+    (with an owner); input that ends before any utterance was decided is "no speech" (4), never
+    "bona fide". Without ``once``, the input's end gives ``exit_code_for`` all decisions.
+    Device and model faults propagate as DeviceError / ModelError (exit 3).
     """
 
     def deliver(events: Iterable[DetectionEvent]) -> str | None:
@@ -321,11 +327,14 @@ def run_live(chunks: Iterable[np.ndarray], detector: LiveDetector, actions: Acti
 
 
 def exit_code_for(decisions: list[str]) -> int:
-    """1 if any decision was spoof, else 0 if any was bona fide, else 4 (no speech)."""
+    """1 if any decision was spoof, else 0 if any was bona fide (the owner's, with an owner),
+    else 5 if any was someone else's bona fide speech, else 4 (no speech)."""
     if SPOOF in decisions:
         return EXIT_SPOOF
     if BONAFIDE in decisions:
         return EXIT_BONAFIDE
+    if NOTOWNER in decisions:
+        return EXIT_NOT_OWNER
     return EXIT_NO_SPEECH
 
 

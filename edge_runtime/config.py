@@ -52,6 +52,7 @@ class ModelConfig:
     threshold: float | None = None  # None: the model card's threshold
     speech_model: Path | None = None  # the speech gate; None: the shipped one
     speech_threshold: float | None = None  # None: the speech gate card's threshold
+    speaker_model: Path | None = None  # the speaker embedder (with an owner); None: shipped
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ class Profile:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     actions: ActionsConfig = field(default_factory=ActionsConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    # The enrolled owner whose voice alone may pass (edge-detect enrol); None: any bona fide
+    # speech passes. owner_store None: the default store (edge_runtime.owners).
+    owner: str | None = None
+    owner_store: Path | None = None
     source: Path | None = None  # the file it was loaded from
 
 
@@ -254,6 +259,7 @@ def _model(f: _Fields | None) -> ModelConfig:
         threshold=f.number("threshold", None, low=0.0, high=1.0),
         speech_model=f.path("speech_model"),
         speech_threshold=f.number("speech_threshold", None, low=0.0, high=1.0),
+        speaker_model=f.path("speaker_model"),
     )
     f.done()
     return cfg
@@ -356,6 +362,19 @@ def _calibration(f: _Fields | None) -> CalibrationConfig:
     return cfg
 
 
+def _owner_name(root: _Fields) -> str | None:
+    from edge_runtime.errors import OwnerError
+    from edge_runtime.owners import check_name
+
+    name = root.string("owner", None)
+    if name is not None:
+        try:
+            check_name(name)
+        except OwnerError as error:
+            raise ConfigError(f"owner: {error}") from None
+    return name
+
+
 def parse_profile(raw: dict[str, Any], base: Path, name: str = "default",
                   source: Path | None = None) -> Profile:
     """Builds a Profile from parsed TOML; raises ConfigError naming the first bad field."""
@@ -370,6 +389,8 @@ def parse_profile(raw: dict[str, Any], base: Path, name: str = "default",
         smoothing=_smoothing(root.sub("smoothing")),
         actions=_actions(root.sub("actions")),
         calibration=_calibration(root.sub("calibration")),
+        owner=_owner_name(root),
+        owner_store=root.path("owner_store"),
         source=source,
     )
     root.done()

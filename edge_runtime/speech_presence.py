@@ -25,7 +25,10 @@ from edge_runtime.model import SpeechModel
 BONAFIDE = "bonafide"
 SPOOF = "spoof"
 NOSPEECH = "nospeech"
-DECISIONS = (BONAFIDE, SPOOF, NOSPEECH)
+# Bona fide speech, but not the enrolled owner's voice (only where an owner is asked for:
+# edge_runtime.verify).
+NOTOWNER = "notowner"
+DECISIONS = (BONAFIDE, SPOOF, NOSPEECH, NOTOWNER)
 
 
 class SpeechPresence:

@@ -22,6 +22,7 @@ from edge_runtime.speech_presence import BONAFIDE, NOSPEECH, SPOOF, SpeechPresen
 
 if TYPE_CHECKING:
     from edge_runtime.config import Profile
+    from edge_runtime.verify import OwnerVerifier
 
 
 class FrameRing:
@@ -287,6 +288,9 @@ class DetectionEvent:
     clip: np.ndarray | None = field(default=None, repr=False, compare=False)
     # Speech gate: the window's speech probability, or the utterance's mean on a decision.
     speech_score: float | None = None
+    # With an owner: the utterance's cosine similarity to the owner's voice (bona fide
+    # utterances only; None where the embedder found no voice to describe).
+    similarity: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -302,6 +306,8 @@ class DetectionEvent:
         else:
             data["utterance"] = [round(v, 3) for v in self.utterance or (self.t, self.t)]
             data["windows"] = self.windows
+            if self.similarity is not None:
+                data["similarity"] = round(self.similarity, 6)
         return data
 
 
@@ -324,15 +330,21 @@ class LiveDetector:
     an utterance whose mean speech probability is below the gate's threshold is decided
     "nospeech" whatever its spoof score: the energy gate opens utterances for any loud sound,
     the speech gate says whether one held speech.
+
+    With ``owner`` (an enrolled owner and the speaker embedder), a bona fide utterance is
+    embedded once, at its decision, and is "notowner" unless it matches the owner
+    (``edge_runtime.verify.owner_label``).
     """
 
     def __init__(self, model: WindowScorer, frontend_config: FrontendConfig, threshold: float,
                  hop_seconds: float = DEFAULT_HOP_SECONDS, gate: SpeechGate | None = None,
                  smoother: ScoreSmoother | None = None, min_speech: float = 0.2,
                  hangover: float = 0.8, max_utterance: float = 10.0,
-                 keep_clips: bool = False, speech: SpeechPresence | None = None) -> None:
+                 keep_clips: bool = False, speech: SpeechPresence | None = None,
+                 owner: OwnerVerifier | None = None) -> None:
         self.model = model
         self.speech = speech
+        self.owner = owner
         self.stream = StreamingFrontend(frontend_config,
                                         speech.frontend if speech is not None else None)
         self._speech_scores: list[float] = []
@@ -461,11 +473,19 @@ class LiveDetector:
             if not self.speech.is_speech(self._speech_scores):
                 decision = NOSPEECH
         start = self._start_block * self.block + self._origin
+        similarity = None
+        if self.owner is not None and decision == BONAFIDE:
+            from edge_runtime.verify import owner_label
+
+            check = self.owner.check(self.audio.since(start), "utterance")
+            similarity = check.similarity
+            decision = owner_label(decision, check)
         clip = self.audio.since(start) if self.keep_clips else None
         events.append(DetectionEvent(
             t=self._time(self._blocks), score=self.smoother.utterance_score, speech=speech,
             decision=decision, utterance=(self._time(self._start_block), self._time(self._blocks)),
             windows=len(self.smoother.scores), clip=clip, speech_score=utterance_speech,
+            similarity=similarity,
         ))
         self._reset_scores()
         return events
@@ -504,7 +524,8 @@ class LiveDetector:
 
 def detector_from_profile(profile: Profile, model: WindowScorer, frontend_config: FrontendConfig,
                           threshold: float, keep_clips: bool = False,
-                          speech: SpeechPresence | None = None) -> LiveDetector:
+                          speech: SpeechPresence | None = None,
+                          owner: OwnerVerifier | None = None) -> LiveDetector:
     """A LiveDetector with a profile's gate, hop, smoothing and utterance settings."""
     rate = frontend_config.sample_rate
     gate = SpeechGate(rate, kind=profile.gate.kind, threshold_db=profile.gate.threshold_db,
@@ -515,4 +536,4 @@ def detector_from_profile(profile: Profile, model: WindowScorer, frontend_config
                         gate=gate, smoother=smoother, min_speech=profile.gate.min_speech,
                         hangover=profile.gate.hangover,
                         max_utterance=profile.stream.max_utterance, keep_clips=keep_clips,
-                        speech=speech)
+                        speech=speech, owner=owner)

@@ -1,7 +1,7 @@
 """The `edge-detect` command line: parses, calls edge_runtime, prints. No logic of its own.
 
-Exit codes (edge_runtime.errors): 0 bona fide speech, 1 spoof, 2 usage or input error,
-3 runtime fault (device, model), 4 no speech.
+Exit codes (edge_runtime.errors): 0 bona fide speech (the owner's, where one is asked for),
+1 spoof, 2 usage or input error, 3 runtime fault (device, model), 4 no speech, 5 not the owner.
 Every EdgeDetectError becomes one line on stderr and its exit code, here and only here.
 """
 
@@ -30,8 +30,10 @@ COMMANDS = {
     "calibrate": "edge_runtime.cli.calibrate:calibrate",
     "classify": "edge_runtime.cli.classify:classify",
     "config": "edge_runtime.cli.config_cmd:config",
+    "enrol": "edge_runtime.cli.owner:enrol",
     "info": "edge_runtime.cli.info:info",
     "run": "edge_runtime.cli.run:run",
+    "verify": "edge_runtime.cli.owner:verify",
 }
 
 

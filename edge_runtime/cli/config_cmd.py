@@ -28,6 +28,9 @@ def check(files: tuple[Path, ...]) -> None:
             profile = load_profile(path)
             if profile.model.path is not None and not profile.model.path.is_file():
                 raise ConfigError(f"{path}: model.path: {profile.model.path} does not exist")
+            speaker = profile.model.speaker_model
+            if speaker is not None and not speaker.is_file():
+                raise ConfigError(f"{path}: model.speaker_model: {speaker} does not exist")
         except ConfigError as error:
             bad = True
             click.echo(f"edge-detect: error: {error}", err=True)
@@ -39,7 +42,9 @@ def check(files: tuple[Path, ...]) -> None:
                      else f"{profile.model.threshold:.4f}")
         rule = (f"{smoothing.method} of {smoothing.n}" if smoothing.method == "mean"
                 else f"{smoothing.k} of {smoothing.n}")
+        owner = "" if profile.owner is None else f", owner {profile.owner}"
         click.echo(f"{path}: ok ({profile.name}: mic {device} at {rate}, hop "
-                   f"{profile.stream.hop:g} s, gate {gate.kind}, {rule}, threshold {threshold})")
+                   f"{profile.stream.hop:g} s, gate {gate.kind}, {rule}, threshold "
+                   f"{threshold}{owner})")
     if bad:
         sys.exit(EXIT_INPUT_ERROR)

@@ -1,8 +1,9 @@
 """`edge-detect run`: live detection from a microphone, a file played as if live, or stdin.
 
-Exit codes: 0 bona fide / 1 spoof / 4 no speech (with --once: the first utterance's decision,
-and 4 if the input ends before one; otherwise 1 if any utterance was spoof, else 0 if any was
-bona fide speech, else 4), 2 input or usage error, 3 device or model fault, 130 on Ctrl-C,
+Exit codes: 0 bona fide / 1 spoof / 4 no speech / 5 not the owner (with --owner) (with --once:
+the first utterance's decision, and 4 if the input ends before one; otherwise 1 if any utterance
+was spoof, else 0 if any was bona fide speech (the owner's, with --owner), else 5 if any was
+someone else's, else 4), 2 input or usage error, 3 device or model fault, 130 on Ctrl-C,
 143 on SIGTERM.
 """
 
@@ -98,15 +99,25 @@ def _device(value: str | None) -> int | str | None:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of human lines.")
 @click.option("--once", is_flag=True,
               help="Exit after the first decision: 0 bona fide, 1 spoof, 4 no speech "
-                   "(also when the input ends first), 3 on a fault.")
+                   "(also when the input ends first), 5 not the owner (with --owner), "
+                   "3 on a fault.")
 @click.option("--decisions-only", is_flag=True, help="Print decisions, not every window.")
+@click.option("--owner", "owner_name", default=None, metavar="NAME",
+              help="Only this enrolled owner's bona fide speech passes (edge-detect enrol); "
+                   "other voices are 'notowner' (exit 5).")
+@click.option("--store", "owner_store", type=click.Path(path_type=Path), default=None,
+              metavar="DIR", help="Folder of owner records (default: the per-user store).")
+@click.option("--speaker-model", "speaker_model_path", type=click.Path(path_type=Path),
+              default=None, help="The speaker embedder (default: the shipped one).")
 def run(config_path: Path | None, input_path: str | None, fast: bool, rate: int | None,
         channels: int | None, device: str | None, chunk: int | None, model_path: Path | None,
         speech_model_path: Path | None, threads: int | None, threshold: float | None,
         speech_threshold: float | None, hop: float | None, gate: str | None,
         smoothing: str | None, on_spoof: str | None, on_bonafide: str | None,
         hook_timeout: float | None, gpio_pin: str | None, save_clips: Path | None,
-        clips_max_mb: float | None, as_json: bool, once: bool, decisions_only: bool) -> None:
+        clips_max_mb: float | None, as_json: bool, once: bool, decisions_only: bool,
+        owner_name: str | None, owner_store: Path | None,
+        speaker_model_path: Path | None) -> None:
     """Listen and judge each utterance: bona fide speech, spoofed speech, or no speech."""
     from dataclasses import replace
 
@@ -125,12 +136,18 @@ def run(config_path: Path | None, input_path: str | None, fast: bool, rate: int 
         audio={"device": _device(device), "chunk": chunk,
                **({} if input_path == "-" else {"rate": rate, "channels": channels})},
         model={"path": model_path, "threads": threads, "threshold": threshold,
-               "speech_model": speech_model_path, "speech_threshold": speech_threshold},
+               "speech_model": speech_model_path, "speech_threshold": speech_threshold,
+               "speaker_model": speaker_model_path},
         stream={"hop": hop},
         gate={"kind": gate},
         smoothing={"method": smoothing},
         actions={"on_spoof": on_spoof, "on_bonafide": on_bonafide, "hook_timeout": hook_timeout},
     )
+    if owner_name is not None or owner_store is not None:
+        profile = replace(profile, owner=owner_name or profile.owner,
+                          owner_store=owner_store or profile.owner_store)
+    if profile.owner_store is not None and profile.owner is None:
+        raise click.UsageError("--store needs --owner (or the profile's owner field)")
     actions_cfg = profile.actions
     if gpio_pin is not None:
         base = actions_cfg.gpio or GpioConfig(pin=gpio_pin)
@@ -149,8 +166,22 @@ def run(config_path: Path | None, input_path: str | None, fast: bool, rate: int 
     speech = SpeechPresence.load(frontend_config, profile.model.speech_model,
                                  profile.model.speech_threshold,
                                  num_threads=profile.model.threads)
+    owner = None
+    if profile.owner is not None:
+        from edge_runtime.verify import OwnerVerifier
+
+        # Loaded before listening: a missing owner or embedder is an error now, not a
+        # silent "anyone may pass" later.
+        owner = OwnerVerifier.load(profile.owner, profile.owner_store,
+                                   profile.model.speaker_model, profile.model.threads)
+        if owner.embedder.card.frontend.sample_rate != frontend_config.sample_rate:
+            from edge_runtime.errors import ModelError
+
+            raise ModelError("the speaker embedder and the detector run at different "
+                             "sample rates")
     detector = detector_from_profile(profile, model, frontend_config, limit,
-                                     keep_clips=actions_cfg.clips is not None, speech=speech)
+                                     keep_clips=actions_cfg.clips is not None, speech=speech,
+                                     owner=owner)
     target_rate = frontend_config.sample_rate
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
