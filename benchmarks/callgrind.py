@@ -1,7 +1,8 @@
 """Noise-free regression figures: instructions per window under valgrind's callgrind.
 
 Wall-clock latency on a shared 2-core machine moves by tens of percent with the load; the number
-of instructions executed does not. Two counts per window, each over N calls in one process:
+of instructions executed does not. Counts per window, each over N calls in one process
+(the window counts, without and with the speech gate, toggle on ffi_call as the front end's):
 
 - invoke: collection toggled on ``tflite::interpreter_wrapper::InterpreterWrapper::Invoke*``
   (the C++ function behind ``Interpreter.invoke()`` in LiteRT's libpywrap_litert_common.so;
