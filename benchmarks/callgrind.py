@@ -1,7 +1,8 @@
 """Noise-free regression figures: instructions per window under valgrind's callgrind.
 
 Wall-clock latency on a shared 2-core machine moves by tens of percent with the load; the number
-of instructions executed does not. Two counts per window, each over N calls in one process:
+of instructions executed does not. Counts per window, each over N calls in one process
+(the window counts, without and with the speech gate, toggle on ffi_call as the front end's):
 
 - invoke: collection toggled on ``tflite::interpreter_wrapper::InterpreterWrapper::Invoke*``
   (the C++ function behind ``Interpreter.invoke()`` in LiteRT's libpywrap_litert_common.so;
@@ -53,7 +54,20 @@ if sys.argv[3] == "invoke":
     for _ in range(windows):
         interpreter.invoke()
 else:
-    callback = ctypes.CFUNCTYPE(None)(lambda: frontend.window_features(window))
+    if sys.argv[3] == "frontend":
+        step = lambda: frontend.window_features(window)
+    elif sys.argv[3] == "window":  # what classify does per window without the speech gate
+        step = lambda: model.score_window(frontend.window_features(window))
+    else:  # "window+gate": one STFT, the gate's bands pooled from it, both models
+        from edge_runtime.speech_presence import SpeechPresence
+        gate = SpeechPresence.load(model.frontend_config, num_threads=1)
+        gate.score_power(frontend.power_frames(window))
+        def step():
+            power = frontend.power_frames(window)
+            gate.score_power(power)
+            model.score_window(frontend.normalize(frontend.log_bands(power)))
+    step()  # first calls (allocations, kernel set-up) are not counted
+    callback = ctypes.CFUNCTYPE(None)(step)
     for _ in range(windows):
         callback()
 """
@@ -71,7 +85,7 @@ def _totals(path: Path) -> int:
 
 def count(model: str | None, windows: int, what: str) -> int:
     """Instructions executed inside the toggled function over ``windows`` calls."""
-    symbol = INVOKE_SYMBOL if what == "invoke" else FRONTEND_SYMBOL
+    symbol = INVOKE_SYMBOL if what == "invoke" else FRONTEND_SYMBOL  # the others: ffi_call
     with tempfile.TemporaryDirectory(prefix="edge-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
         env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2",
@@ -97,6 +111,8 @@ def measure(model: str | None = None, windows: int = 5) -> dict:
                              text=True).stdout.strip()
     invoke = count(model, windows, "invoke")
     frontend = count(model, windows, "frontend")
+    window = count(model, windows, "window")
+    gated = count(model, windows, "window+gate")
     return {
         "valgrind": version,
         "windows": windows,
@@ -104,6 +120,11 @@ def measure(model: str | None = None, windows: int = 5) -> dict:
         "invoke_instructions_per_window": invoke / windows,
         "frontend_symbol": FRONTEND_SYMBOL,
         "frontend_instructions_per_window": frontend / windows,
+        # Front end + detector per window as classify runs it, without and with the speech
+        # gate (one STFT shared): the gate's cost, free of the load on the host.
+        "window_instructions": window / windows,
+        "window_with_gate_instructions": gated / windows,
+        "gate_cost_ratio": gated / window,
         "interpreter_threads": 1,
     }
 

