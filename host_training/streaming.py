@@ -10,6 +10,8 @@ resumed run sees the epochs it would have seen.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from dataclasses import dataclass
 
 import keras
@@ -44,7 +46,40 @@ class Sharding:
     count: int = 1
 
 
+def _prepare_worker_start() -> None:
+    """Worker processes are forked from this process on TensorFlow (cheap: they never call
+    TensorFlow). On JAX, whose runtime threads make a child forked from this process liable
+    to deadlock, they are forked from a fork server instead: started once with this module
+    preloaded and no accelerator, so each epoch's workers start in milliseconds rather than
+    each importing Keras and JAX again (spawn took about 2 minutes for 30 workers)."""
+    if keras.backend.backend() != "jax":
+        return
+    import jax
+
+    jax.devices()  # this process's backend is fixed before its children's settings change
+    if multiprocessing.get_start_method(allow_none=True) != "forkserver":
+        # Read only by processes started from now on: the fork server and so the workers.
+        os.environ.update({"JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "",
+                           "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                           "MKL_NUM_THREADS": "1"})
+        multiprocessing.set_start_method("forkserver", force=True)
+        multiprocessing.set_forkserver_preload([__name__])
+
+
+def _single_threaded_numpy() -> None:
+    """Forked workers inherit the parent's BLAS thread pool: N workers x N threads each
+    would oversubscribe the cores (and a BLAS pool spinning beside busy workers crawls)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
+
+
 def _loader_options(workers: int) -> dict[str, object]:
+    if workers > 1:
+        _prepare_worker_start()
     return {"workers": max(workers, 1), "use_multiprocessing": workers > 1,
             "max_queue_size": QUEUE_PER_WORKER * max(workers, 1)}
 
@@ -89,6 +124,7 @@ class TrainingWindows(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         if self._frontend is None:
+            _single_threaded_numpy()
             self._frontend = Frontend(self.frontend_config)
         clips = self.batch_clips(index)
         bank = self.store.select(self.noise_clips) if self.noise_clips is not None else None
@@ -138,6 +174,7 @@ class ScoringWindows(keras.utils.PyDataset):
         from edge_runtime.audio import fit_to_window
 
         if self._frontend is None:
+            _single_threaded_numpy()
             self._frontend = Frontend(self.frontend_config)
         window = self.frontend_config.window_samples
         rows = np.arange(index * SCORING_BATCH, (index + 1) * SCORING_BATCH)
