@@ -67,9 +67,33 @@ def _prepare_worker_start() -> None:
         multiprocessing.set_forkserver_preload([__name__])
 
 
+# glibc's mallopt parameter number for the mmap threshold.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 1 << 20
+
+
+def return_batch_memory() -> None:
+    """Batch-sized buffers (features, pickled batches: megabytes each, allocated by many
+    threads) are served by mmap and handed back to the kernel when freed. Left to glibc's
+    dynamic threshold they come from per-thread heaps, whose fragmentation made the trainer's
+    peak memory grow with the number of batches an epoch had (about 200 MB from 13 to 125)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):
+        pass  # not glibc: its allocator decides
+
+
 def _single_threaded_numpy() -> None:
     """Forked workers inherit the parent's BLAS thread pool: N workers x N threads each
     would oversubscribe the cores (and a BLAS pool spinning beside busy workers crawls)."""
+    return_batch_memory()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -78,6 +102,7 @@ def _single_threaded_numpy() -> None:
 
 
 def _loader_options(workers: int) -> dict[str, object]:
+    return_batch_memory()
     if workers > 1:
         _prepare_worker_start()
     return {"workers": max(workers, 1), "use_multiprocessing": workers > 1,
