@@ -165,7 +165,8 @@ def load_clip_store(utterances: list[Utterance], sample_rate: int, cache_dir: Pa
     jobs = [(u.path, sample_rate) for u in utterances]
     if workers == 1:
         return write_store(folder, map(_decode, jobs), progress)
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    # The default start method: fork, or the fork server once streaming.py chose it for JAX.
+    with multiprocessing.Pool(workers) as pool:
         # imap keeps order and holds at most a few chunks of decoded clips at a time.
         return write_store(folder, pool.imap(_decode, jobs, chunksize=DECODE_CHUNK), progress)
 
