@@ -164,32 +164,35 @@ def test_an_interrupted_run_resumes_on_the_same_stream(tiny_corpus: Path,
 
 
 JAX_TRAINS = """
-import sys, numpy as np, keras
-from host_training.model import ModelConfig, build_model
-keras.utils.set_random_seed(0)
-model = build_model((97, 40), ModelConfig(stem_channels=4, blocks=2, dense_units=16))
-model.compile(optimizer="adam", loss="binary_crossentropy")
-rng = np.random.default_rng(0)
-x = rng.normal(size=(16, 97, 40, 1)).astype("float32")
-model.fit(x, (np.arange(16) % 2).astype("float32"), epochs=2, batch_size=8, verbose=0)
-model.save(sys.argv[1])
-np.save(sys.argv[2], model.predict(x, verbose=0))
+import json, sys
+from pathlib import Path
+import keras, numpy as np
+from host_training.config import config_from_dict
+from host_training.train import train
+config = config_from_dict(json.loads(sys.argv[1]))
+run, cache, corpus, scores = map(Path, sys.argv[2:])
+train(config, run, cache, corpus, lambda _: None, workers=2)
+x = np.random.default_rng(0).normal(size=(16, 97, 40, 1)).astype("float32")
+np.save(scores, keras.models.load_model(run / "best.keras").predict(x, verbose=0))
 """
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (the jax extra)")
-def test_weights_trained_on_jax_export_the_same_int8_model_as_on_tensorflow(
-        tmp_path: Path) -> None:
+def test_a_run_trained_on_jax_exports_the_same_int8_model_as_on_tensorflow(
+        tiny_corpus: Path, tmp_path: Path) -> None:
     import keras
 
     from host_training.export import convert_int8
-    from host_training.model import ModelConfig, build_model
+    from host_training.model import build_model
 
+    config = _tiny_config(2)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    subprocess.run([sys.executable, "-c", JAX_TRAINS, str(tmp_path / "jax.keras"),
+    subprocess.run([sys.executable, "-c", JAX_TRAINS, json.dumps(config.to_dict()),
+                    str(tmp_path / "run"), str(tmp_path / "cache"), str(tiny_corpus),
                     str(tmp_path / "jax-scores.npy")], env=env, cwd=REPO, check=True)
-    from_jax = keras.models.load_model(tmp_path / "jax.keras")
-    on_tf = build_model((97, 40), ModelConfig(stem_channels=4, blocks=2, dense_units=16))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["backend"] == "jax"
+    from_jax = keras.models.load_model(tmp_path / "run" / "best.keras")
+    on_tf = build_model(config.frontend.feature_shape, config.model)
     on_tf.set_weights(from_jax.get_weights())
     x = np.random.default_rng(0).normal(size=(16, 97, 40, 1)).astype("float32")
     np.testing.assert_allclose(on_tf.predict(x, verbose=0), np.load(tmp_path / "jax-scores.npy"),
