@@ -40,13 +40,18 @@ def _register_teacher() -> None:
 @cache_option
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override the config.")
 @click.option("--seed", type=int, default=None, help="Override the config.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Data worker processes (default: one per CPU core).")
 def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache_dir: Path,
-          epochs: int | None, seed: int | None) -> None:
-    """Train the Keras model; keeps the checkpoint with the best dev EER."""
+          epochs: int | None, seed: int | None, workers: int | None) -> None:
+    """Train the Keras model (any Keras 3 backend: KERAS_BACKEND=tensorflow or jax); keeps the
+    checkpoint with the best dev EER. Data streams from decoded shards in --cache; rerunning
+    the same command on an interrupted --out resumes it after its last complete epoch."""
     from dataclasses import replace
 
     from host_training.config import load_config
     from host_training.datasets import DatasetError
+    from host_training.train import ResumeError
     from host_training.train import train as run_training
 
     try:
@@ -59,8 +64,8 @@ def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache
             epochs=epochs if epochs is not None else config.training.epochs,
             seed=seed if seed is not None else config.training.seed))
     try:
-        result = run_training(config, run_dir, cache_dir, data_root)
-    except DatasetError as error:
+        result = run_training(config, run_dir, cache_dir, data_root, workers=workers)
+    except (DatasetError, ResumeError) as error:
         _fail(str(error))
     click.echo(f"best dev EER {result.best_dev_eer * 100:.2f} % at epoch {result.best_epoch}; "
                f"run in {result.run_dir}")

@@ -26,23 +26,20 @@ def random_window(audio: np.ndarray, window_samples: int, rng: np.random.Generat
     return fit_to_window(audio, window_samples)
 
 
-def training_batch(waves: Sequence[np.ndarray], frontend: Frontend, rng: np.random.Generator,
-                   augment_config: AugmentConfig | None,
-                   noise_bank: list[np.ndarray] | None = None) -> np.ndarray:
-    """One augmented random window per clip: (n, frames, bands) float32."""
-    window = frontend.config.window_samples
+def training_window(wave: np.ndarray, frontend: Frontend, rng: np.random.Generator,
+                    augment_config: AugmentConfig | None,
+                    noise_bank: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """One augmented random window of a clip: (frames, bands) float32."""
     rate = frontend.config.sample_rate
-    out = np.empty((len(waves), *frontend.config.feature_shape), dtype=np.float32)
-    for index, wave in enumerate(waves):
-        short = None
-        audio = wave
-        if augment_config is not None:
-            audio = augment(wave, rng, augment_config, noise_bank, rate)
-            if augment_config.short_crop_prob > 0 and rng.random() < augment_config.short_crop_prob:
-                low, high = augment_config.short_crop_seconds
-                short = (int(low * rate), int(high * rate))
-        out[index] = frontend.window_features(random_window(audio, window, rng, short))
-    return out
+    short = None
+    audio = wave
+    if augment_config is not None:
+        audio = augment(wave, rng, augment_config, noise_bank, rate)
+        if augment_config.short_crop_prob > 0 and rng.random() < augment_config.short_crop_prob:
+            low, high = augment_config.short_crop_seconds
+            short = (int(low * rate), int(high * rate))
+    return frontend.window_features(
+        random_window(audio, frontend.config.window_samples, rng, short))
 
 
 def clip_windows(waves: list[np.ndarray], frontend: Frontend,

@@ -1,27 +1,38 @@
-"""Training the Keras model: augmented windows each epoch, early stopping on dev EER."""
+"""Training the Keras model: streamed augmented windows each epoch, early stopping on dev EER.
+
+Backend-agnostic Keras 3 (TensorFlow on a host, JAX on GPU machines, DataParallel over the
+devices of a host: host_training.distribution). The data streams from decoded int16 shards
+through worker processes (host_training.streaming), so memory does not grow with the corpus.
+After every epoch the run folder holds a resumable checkpoint: the same command continues an
+interrupted run where it stopped, on the same random stream.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.frontend import Frontend
+from edge_runtime.atomic import atomic_output, write_text_atomically
 from edge_runtime.metrics import equal_error_rate
 from host_training.config import TrainConfig
 from host_training.datasets import Utterance, default_data_root, load_split, summarize
-from host_training.features import (
-    clip_scores,
-    clip_windows,
-    keras_clip_scores,
-    keras_window_scores,
-    training_batch,
-)
 from host_training.sampling import capped_selection
-from host_training.waveforms import load_clip_bank, load_waveforms
+from host_training.waveforms import load_clip_store
+
+RESUME_FILE = "resume.json"
+LAST_CHECKPOINT = "last.keras"
+AVERAGE_FILE = "average.npz"
+# Seconds between progress lines within an epoch.
+PROGRESS_SECONDS = 30.0
+
+
+class ResumeError(ValueError):
+    pass
 
 
 @dataclass
@@ -102,19 +113,20 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {k: float(total / (2 * max(counts[k], 1))) for k in (0, 1)}
 
 
-def _report(checkpoint: Path, config: TrainConfig, root: Path, frontend: Frontend,
-            cache_dir: Path | None, log) -> dict[str, dict[str, object]]:
+def _report(checkpoint: Path, config: TrainConfig, root: Path, cache_dir: Path,
+            workers: int, log) -> dict[str, dict[str, object]]:
     """Float EER (pooled and per attack) of the best checkpoint on the report splits."""
     import keras
 
     from host_training.evaluate import split_metrics
+    from host_training.streaming import stream_clip_scores
 
     model = keras.models.load_model(checkpoint)
     report = {}
     for split in config.data.report_splits:
         utterances = load_split(root, split)
-        waves = load_waveforms(utterances, config.frontend.sample_rate, cache_dir)
-        scores = keras_clip_scores(model, waves, frontend)
+        store = load_clip_store(utterances, config.frontend.sample_rate, cache_dir, workers, log)
+        scores = stream_clip_scores(model, store, config.frontend, workers)
         metrics = split_metrics(utterances, scores, 0.5)
         report[split] = {"eer": metrics["eer"], "min_dcf": metrics["min_dcf"],
                          "per_attack_eer": {k: v["eer"] for k, v in metrics["per_attack"].items()}}
@@ -123,21 +135,80 @@ def _report(checkpoint: Path, config: TrainConfig, root: Path, frontend: Fronten
     return report
 
 
-def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
-          data_root: Path | None = None, log=print) -> TrainResult:
+def _progress_callback(epoch: int, total_clips: int, batch_size: int, log):
     import keras
 
+    class EpochProgress(keras.callbacks.Callback):
+        """A line every PROGRESS_SECONDS: clips done and clips/s of this epoch."""
+
+        def on_train_begin(self, logs=None) -> None:
+            self.started = self.last = time.perf_counter()
+
+        def on_train_batch_end(self, batch: int, logs=None) -> None:
+            now = time.perf_counter()
+            if now - self.last < PROGRESS_SECONDS:
+                return
+            self.last = now
+            done = min((batch + 1) * batch_size, total_clips)
+            loss = (logs or {}).get("loss")
+            log(f"  epoch {epoch}: {done}/{total_clips} clips, "
+                f"{done / (now - self.started):.1f} clips/s"
+                + (f", loss {float(loss):.4f}" if loss is not None else ""))
+
+    return EpochProgress()
+
+
+def _resume_state(run_dir: Path, config: TrainConfig) -> dict | None:
+    """The state of an interrupted run of this same config in ``run_dir``, if any."""
+    state_path = run_dir / RESUME_FILE
+    if not state_path.exists():
+        return None
+    saved = json.loads((run_dir / "config.json").read_text())
+    if saved != json.loads(json.dumps(config.to_dict())):
+        raise ResumeError(f"{run_dir} holds a run of another config; give a new --out "
+                          "(or the config it was started with, to resume it)")
+    return json.loads(state_path.read_text())
+
+
+def _save_checkpoint(run_dir: Path, model, state: dict, averaged: WeightAverage) -> None:
+    """Model and optimizer, weight average, then the state that points at them (last, so a
+    run killed in between resumes from the previous complete epoch)."""
+    with atomic_output(run_dir / LAST_CHECKPOINT) as temporary:
+        model.save(temporary)
+    if averaged.count:
+        with atomic_output(run_dir / AVERAGE_FILE) as temporary:
+            np.savez(temporary, *averaged._sum, count=averaged.count)
+    write_text_atomically(run_dir / RESUME_FILE, json.dumps(state, indent=2))
+
+
+def _load_average(run_dir: Path, averaged: WeightAverage) -> None:
+    path = run_dir / AVERAGE_FILE
+    if not path.exists():
+        return
+    with np.load(path) as stored:
+        averaged.count = int(stored["count"])
+        averaged._sum = [stored[f"arr_{i}"] for i in range(len(stored.files) - 1)]
+
+
+def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
+          data_root: Path | None = None, log=print, workers: int | None = None) -> TrainResult:
+    import keras
+
+    from host_training.distribution import configure
     from host_training.model import build_model
+    from host_training.streaming import TrainingWindows, epoch_rng, stream_clip_scores
 
     root = data_root or (Path(config.data.root) if config.data.root else default_data_root())
     dev_root = Path(config.data.dev_root) if config.data.dev_root else root
     seed = config.training.seed
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
+    workers = workers or os.cpu_count() or 1
+    cache_dir = cache_dir or run_dir / "clips"
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    state = _resume_state(run_dir, config)
+    if state is None:
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    keras.utils.set_random_seed(seed)
 
-    frontend = Frontend(config.frontend)
     train_utts = _subset(load_split(root, config.data.train_split), config.data.max_files, seed)
     for corpus in config.data.train_roots:
         train_utts += _subset(load_split(Path(corpus), config.data.train_split),
@@ -150,42 +221,61 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     log(f"train: {summarize(train_utts)['files']} files from {root} and "
         f"{len(config.data.train_roots) + len(config.data.extra_train_roots)} more roots; "
         f"dev: {len(dev_utts)} files from {dev_root}")
-    train_waves = load_clip_bank(train_utts, config.frontend.sample_rate, cache_dir)
-    dev_waves = load_waveforms(dev_utts, config.frontend.sample_rate, cache_dir)
+    rate = config.frontend.sample_rate
+    train_store = load_clip_store(train_utts, rate, cache_dir, workers, log)
+    dev_store = load_clip_store(dev_utts, rate, cache_dir, workers, log)
     train_labels = np.array([u.is_spoof for u in train_utts], dtype=np.float32)
     train_targets = training_targets(train_utts, train_labels, config, log)
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
-    dev_features, dev_owners = clip_windows(dev_waves, frontend)
     # Babble is made of bona fide speech only, so no spoof audio leaks into bona fide clips.
-    noise_bank = [train_waves[i] for i, u in enumerate(train_utts)
-                  if not u.is_spoof and u.system == "-"] if _uses_babble(config) else []
+    noise_clips = (np.array([i for i, u in enumerate(train_utts)
+                             if not u.is_spoof and u.system == "-"])
+                   if _uses_babble(config) else None)
 
-    model = build_model(config.frontend.feature_shape, config.model)
-    model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate),
-                  loss="binary_crossentropy")
+    placement = configure(config.training.batch_size)
+    log(f"training on {placement.description}; {workers} data workers")
+    averaged = WeightAverage(config.training.average_from_epoch)
+    if state is None:
+        model = build_model(config.frontend.feature_shape, config.model)
+        model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate),
+                      loss="binary_crossentropy")
+        history: list[dict[str, float]] = []
+        best = (-1, float("inf"), 0.5)
+        first_epoch, stopped = 1, False
+    else:
+        model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
+        history, best = state["history"], tuple(state["best"])
+        first_epoch, stopped = state["epoch"] + 1, state["stopped"]
+        _load_average(run_dir, averaged)
+        log(f"resuming after epoch {state['epoch']} (best dev EER {best[1] * 100:.2f} % "
+            f"at epoch {best[0]})")
     log(f"model: {model.count_params()} parameters, activation {config.model.activation}")
 
     def dev_rates():
-        scores = clip_scores(keras_window_scores(model, dev_features), dev_owners, len(dev_utts))
+        scores = stream_clip_scores(model, dev_store, config.frontend, workers)
         return equal_error_rate(scores[~dev_labels], scores[dev_labels])
 
-    history: list[dict[str, float]] = []
-    best = (-1, float("inf"), 0.5)
-    averaged = WeightAverage(config.training.average_from_epoch)
-    for epoch in range(1, config.training.epochs + 1):
+    epoch = first_epoch
+    for epoch in range(first_epoch, config.training.epochs + 1):
+        if stopped:
+            break
         started = time.perf_counter()
+        rng = epoch_rng(seed, epoch)
         chosen = _epoch_selection(train_utts, base_count, config, rng)
-        features = training_batch(train_waves.select(chosen), frontend, rng,
-                                  config.augment, noise_bank)
         weights = class_weights(train_labels[chosen])
-        fit = model.fit(features[..., None], train_targets[chosen],
-                        batch_size=config.training.batch_size, epochs=1,
-                        sample_weight=np.array([weights[int(y)] for y in train_labels[chosen]],
-                                               dtype=np.float32),
-                        shuffle=True, verbose=0)
+        sample_weights = np.where(train_labels == 1, weights[1], weights[0]).astype(np.float32)
+        windows = TrainingWindows(
+            train_store, rng.permutation(chosen), train_targets, sample_weights,
+            config.frontend, config.augment, seed, epoch, config.training.batch_size,
+            noise_clips, workers, drop_remainder=placement.devices > 1,
+            sharding=placement.sharding)
+        fit = model.fit(windows, epochs=1, verbose=0, callbacks=[_progress_callback(
+            epoch, windows.clips, windows.batch_size, log)])
+        train_seconds = time.perf_counter() - started
         rates = dev_rates()
         entry = {"epoch": epoch, "loss": float(fit.history["loss"][0]), "dev_eer": rates.eer,
-                 "dev_threshold": rates.threshold}
+                 "dev_threshold": rates.threshold, "clips": int(windows.clips),
+                 "clips_per_second": windows.clips / train_seconds}
         improved = rates.eer < best[1]
         if improved:
             best = (epoch, rates.eer, rates.threshold)
@@ -204,21 +294,24 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
             model.set_weights(current)
         entry["seconds"] = time.perf_counter() - started
         history.append(entry)
-        log(f"epoch {epoch:3d}/{config.training.epochs}  {len(chosen)} clips  "
-            f"loss {entry['loss']:.4f}  "
+        log(f"epoch {epoch:3d}/{config.training.epochs}  {windows.clips} clips  "
+            f"{entry['clips_per_second']:.1f} clips/s  loss {entry['loss']:.4f}  "
             f"dev EER {rates.eer * 100:5.2f} %  {entry['seconds']:.0f} s" + note)
         (run_dir / "history.json").write_text(json.dumps(history, indent=2))
-        if epoch - best[0] >= config.training.patience:
+        stopped = epoch - best[0] >= config.training.patience
+        _save_checkpoint(run_dir, model, {"epoch": epoch, "best": list(best),
+                                          "stopped": stopped, "history": history}, averaged)
+        if stopped:
             log(f"early stop: no dev EER gain for {config.training.patience} epochs")
-            break
 
     summary = {
         "best_epoch": best[0], "dev_eer": best[1], "dev_threshold": best[2],
         "parameters": int(model.count_params()), "data_root": str(root),
         "train": summarize(train_utts), "dev": summarize(dev_utts), "report": {},
+        "backend": placement.backend, "devices": placement.devices,
     }
     if config.data.report_splits:
-        summary["report"] = _report(run_dir / "best.keras", config, root, frontend, cache_dir,
+        summary["report"] = _report(run_dir / "best.keras", config, root, cache_dir, workers,
                                     log)
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(run_dir, best[0], best[1], best[2])

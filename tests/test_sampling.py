@@ -57,18 +57,28 @@ def test_weight_average_is_the_mean_from_its_start_epoch() -> None:
     assert not WeightAverage(start=0).update(5, [np.array([1.0])])
 
 
-def test_clip_bank_reads_float32_clips_from_int16(tmp_path: Path) -> None:
-    from host_training.waveforms import ClipBank
+def test_clip_store_reads_float32_clips_from_int16_shards(tmp_path: Path) -> None:
+    from host_training import waveforms
+    from host_training.waveforms import write_store
 
-    samples = np.array([0, 16384, -32768, 100, 200], dtype=np.int16)
-    bank = ClipBank(samples, np.array([0, 3, 5]))
-    assert len(bank) == 2
-    np.testing.assert_array_equal(bank[0], np.array([0.0, 0.5, -1.0], dtype=np.float32))
-    assert bank[-1].dtype == np.float32 and bank[-1].shape == (2,)
-    chosen = bank.select([1, 1, 0])
+    clips = [np.array([0, 16384, -32768], dtype=np.int16), np.array([100, 200], dtype=np.int16),
+             np.array([1, 2, 3, 4], dtype=np.int16)]
+    original = waveforms.SHARD_BYTES
+    waveforms.SHARD_BYTES = 10  # two clips a shard at most: reads cross shard files
+    try:
+        store = write_store(tmp_path / "clips", iter(clips))
+    finally:
+        waveforms.SHARD_BYTES = original
+    assert len(store) == 3 and sorted(p.name for p in (tmp_path / "clips").iterdir()) == [
+        "index.npy", "shard-00000.i16", "shard-00001.i16"]
+    np.testing.assert_array_equal(store[0], np.array([0.0, 0.5, -1.0], dtype=np.float32))
+    assert store[-1].dtype == np.float32 and store[-1].shape == (4,)
+    np.testing.assert_array_equal(store.read(2, 1, 2) * 32768, [2, 3])
+    chosen = store.select([1, 1, 0])
     assert len(chosen) == 3 and [c.shape[0] for c in chosen] == [2, 2, 3]
     with pytest.raises(IndexError):
-        bank[2]
+        store[3]
+    assert not list(tmp_path.glob(".partial-*"))
 
 
 def test_teacher_scores_soften_targets_and_missing_clips_keep_labels(tmp_path: Path) -> None:
