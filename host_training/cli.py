@@ -156,6 +156,34 @@ def seeds(results: tuple[Path, ...], json_out: Path | None) -> None:
         write_text_atomically(json_out, json.dumps(summary, indent=2) + "\n")
 
 
+@main.command()
+@click.argument("models", nargs=-1, required=True,
+                type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@data_option
+@cache_option
+@click.option("--split", default="dev", show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Also write the results as JSON.")
+def ensemble(models: tuple[Path, ...], data_root: Path | None, cache_dir: Path, split: str,
+             json_out: Path | None) -> None:
+    """EER of several int8 MODELS (e.g. seeds of one recipe) scored together, by the mean of
+    their logits, beside each one's own: do the seeds make the same mistakes?"""
+    from edge_runtime.atomic import write_text_atomically
+    from edge_runtime.errors import EdgeDetectError
+    from host_training.datasets import DatasetError, default_data_root
+    from host_training.ensemble import ensemble_split, markdown
+
+    if len(models) < 2:
+        _fail("give at least two models")
+    try:
+        result = ensemble_split(list(models), data_root or default_data_root(), split, cache_dir)
+    except (DatasetError, EdgeDetectError, ValueError) as error:
+        _fail(str(error))
+    click.echo(markdown(result))
+    if json_out:
+        write_text_atomically(json_out, json.dumps(result, indent=2) + "\n")
+
+
 @main.group(invoke_without_command=True)
 @data_option
 @click.option("--split", default="train", show_default=True,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from click.testing import CliRunner
 
 from edge_runtime.frontend import Frontend
 from edge_runtime.model import SpoofModel, card_path_for
@@ -166,3 +167,28 @@ def test_evaluate_cli_names_splits_by_corpus(exported: dict, tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert list(json.loads(out.read_text())) == ["tiny/dev"]
     assert "| tiny/dev |" in result.output
+
+
+def test_ensemble_cli_scores_each_model_and_their_mean(exported: dict, tmp_path: Path) -> None:
+    from host_training.cli import main
+
+    model = str(exported["model_path"])
+    out_json = tmp_path / "ensemble.json"
+    out = CliRunner().invoke(main, ["ensemble", model, model, "--data", str(exported["corpus"]),
+                                    "--split", "dev", "--json", str(out_json)])
+    assert out.exit_code == 0, out.output
+    assert "mean logit of 2" in out.output
+    result = json.loads(out_json.read_text())
+    assert [m["model"] for m in result["models"]] == [model, model]
+    single = result["models"][0]["eer"]
+    # One model twice is that model: the same ranking, the same EER.
+    assert result["ensemble"]["eer"] == pytest.approx(single)
+
+
+def test_ensemble_cli_needs_two_models(exported: dict) -> None:
+    from host_training.cli import main
+
+    out = CliRunner().invoke(main, ["ensemble", str(exported["model_path"]),
+                                    "--data", str(exported["corpus"])])
+    assert out.exit_code == 2
+    assert "at least two models" in out.output
