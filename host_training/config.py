@@ -30,6 +30,9 @@ class DataConfig:
     # ones. 0 = no cap. A fresh random subset of a capped group is drawn every epoch.
     spoof_group_cap: int = 0
     bonafide_group_cap: int = 0
+    # Weigh bona fide and spoofed clips alike within every speaker of an epoch
+    # (host_training.sampling.speaker_balanced_weights), so a voice is not a label.
+    speaker_balance: bool = False
     # Extra corpora whose train split is added to training (e.g. `edge-train synth` output).
     extra_train_roots: tuple[str, ...] = ()
     # Share of the extra clips drawn afresh each epoch (1.0 = all): twins of every bona fide

@@ -21,7 +21,7 @@ from edge_runtime.atomic import atomic_output, write_text_atomically
 from edge_runtime.metrics import equal_error_rate
 from host_training.config import TrainConfig
 from host_training.datasets import Utterance, default_data_root, load_split, summarize
-from host_training.sampling import capped_selection
+from host_training.sampling import capped_selection, speaker_balanced_weights
 from host_training.waveforms import load_clip_store
 
 RESUME_FILE = "resume.json"
@@ -262,8 +262,12 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         started = time.perf_counter()
         rng = epoch_rng(seed, epoch)
         chosen = _epoch_selection(train_utts, base_count, config, rng)
-        weights = class_weights(train_labels[chosen])
-        sample_weights = np.where(train_labels == 1, weights[1], weights[0]).astype(np.float32)
+        if config.data.speaker_balance:
+            sample_weights = speaker_balanced_weights(train_utts, chosen, train_labels)
+        else:
+            weights = class_weights(train_labels[chosen])
+            sample_weights = np.where(train_labels == 1, weights[1],
+                                      weights[0]).astype(np.float32)
         windows = TrainingWindows(
             train_store, rng.permutation(chosen), train_targets, sample_weights,
             config.frontend, config.augment, seed, epoch, config.training.batch_size,

@@ -102,3 +102,34 @@ def test_teacher_scores_soften_targets_and_missing_clips_keep_labels(tmp_path: P
     assert training_targets(utts, labels, plain) is labels
     with pytest.raises(ValueError, match="teacher_scores"):
         config_from_dict({"training": {"teacher_weight": 0.5}})
+
+
+def test_speaker_balance_weighs_each_voices_classes_alike() -> None:
+    from host_training.sampling import SPEAKER_BALANCE_MAX_FACTOR, speaker_balanced_weights
+
+    def utt(speaker: str, spoof: bool, i: int) -> Utterance:
+        return Utterance(Path(f"{speaker}{i}.flac"), "spoof" if spoof else "bonafide",
+                         "tts" if spoof else "-", speaker)
+
+    # LJ: 2 bona fide, 6 spoofs; slt: 3 bona fide, 1 spoof; VCTK: 4 bona fide only; one clip
+    # not chosen this epoch.
+    utts = ([utt("LJ", False, i) for i in range(2)] + [utt("LJ", True, i) for i in range(6)]
+            + [utt("slt", False, i) for i in range(3)] + [utt("slt", True, 0)]
+            + [utt("VCTK_p1", False, i) for i in range(4)] + [utt("LJ", True, 99)])
+    labels = np.array([u.is_spoof for u in utts], dtype=np.float32)
+    chosen = np.arange(16)
+    weights = speaker_balanced_weights(utts, chosen, labels)
+    assert weights[16] == 0
+    lj_ratio = weights[2:8].sum() / weights[0:2].sum()
+    slt_ratio = weights[11] / weights[8:11].sum()
+    assert lj_ratio == pytest.approx(slt_ratio)  # raw: 3 and 1/3
+    assert weights[chosen][labels[chosen] == 0].sum() == pytest.approx(
+        weights[chosen][labels[chosen] == 1].sum())
+    assert weights[chosen].mean() == pytest.approx(1.0)
+    # One bona fide clip against 100 spoofs of its voice weighs at most MAX_FACTOR times a
+    # bona fide clip of a voice with no spoofs, not 50 times.
+    lone = ([utt("X", False, 0)] + [utt("X", True, i) for i in range(100)]
+            + [utt("Y", False, i) for i in range(10)])
+    lone_labels = np.array([u.is_spoof for u in lone], dtype=np.float32)
+    lone_weights = speaker_balanced_weights(lone, np.arange(len(lone)), lone_labels)
+    assert lone_weights[0] / lone_weights[101] == pytest.approx(SPEAKER_BALANCE_MAX_FACTOR)
