@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from host_training.datasets import Utterance
 from host_training.teacher import layer_cache
 from host_training.teacher.ct2_weights import Ct2Model, ModelFormatError, read_model, write_model
 from host_training.teacher.fit import parse_layers, results_dir
@@ -144,3 +145,40 @@ def test_bad_layer_set_is_one_line_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "edge-train: error: '9': layers are distinct numbers 0..4"]
+
+
+def test_frame_head_learns_ignores_padding_and_round_trips(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    from host_training.teacher import frame_head
+
+    rng = np.random.default_rng(0)
+
+    def clips(n: int, offset: int) -> tuple[list, list[np.ndarray]]:
+        utterances, frames = [], []
+        for i in range(n):
+            spoof = i % 2 == 0
+            system = f"sys{i % 6}" if spoof else "-"
+            utterances.append(Utterance(Path(f"/x/{offset + i}.flac"),
+                                        "spoof" if spoof else "bonafide", system,
+                                        "SYN" if spoof else f"LS_{i % 5}"))
+            values = rng.normal(0, 1, (int(rng.integers(30, 90)), 8)).astype(np.float16)
+            if spoof:  # a cue in every frame of channel 3
+                values[:, 3] += 1.5
+            frames.append(values)
+        return utterances, frames
+
+    train, train_clips = clips(80, 0)
+    dev, dev_clips = clips(40, 1000)
+    config = frame_head.FrameHeadConfig(layers=(2,), width=8, epochs=3, patience=3, batch=16,
+                                        learning_rate=3e-3, spoof_cap=0, bonafide_cap=0)
+    model, norm, history = frame_head.train_frame_head(train, train_clips, dev, dev_clips,
+                                                       config, log=lambda line: None)
+    assert min(h["dev_eer"] for h in history) < 0.1
+    scores = frame_head.score_clips(model, dev_clips, norm)
+    alone = frame_head.score_clips(model, dev_clips[:1], norm)  # no padding around it
+    assert alone[0] == pytest.approx(scores[0], abs=1e-5)
+    frame_head.save_frame_head(tmp_path, model, norm, config)
+    loaded, loaded_norm, loaded_config = frame_head.load_frame_head(tmp_path)
+    assert loaded_config == config
+    np.testing.assert_allclose(frame_head.score_clips(loaded, dev_clips, loaded_norm), scores,
+                               atol=1e-6)

@@ -134,6 +134,28 @@ def build_cli() -> click.Group:
                        f"worst attack {worst[0]} {worst[1]['eer']:.2%}")
         click.echo(f"metrics in {fitting.results_dir(cache_dir, layers) / fitting.METRICS_FILE}")
 
+    @teacher.command("fit-frames")
+    @click.option("--layers", "layers_text", default="2", show_default=True,
+                  help="Encoder layers whose frame states are joined channel-wise, e.g. 2 or 1+2.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
+    @click.option("--width", type=click.IntRange(4), default=64, show_default=True)
+    @cache_option
+    def fit_frames(layers_text: str, seed: int, epochs: int, width: int,
+                   cache_dir: Path) -> None:
+        """Train a small CNN with attentive pooling on the frame states (epoch chosen on
+        extra dev), report dev and eval; results in <cache>/frames-<layers>-seed<n>/."""
+        from host_training.teacher.frame_head import FrameHeadConfig
+
+        config = FrameHeadConfig(layers=_layer_sets((layers_text,))[0], seed=seed,
+                                 epochs=epochs, width=width)
+        report = _guarded(lambda: fitting.fit_frames(
+            config, cache_dir, log=lambda line: click.echo(line, err=True)))
+        click.echo(f"chosen on dev: epoch {report['chosen']['epoch']}")
+        for name, metrics in report["splits"].items():
+            click.echo(f"{name}: EER {metrics['eer']:.2%} ({metrics['files']} clips)")
+        click.echo(f"metrics in {fitting.frames_dir(cache_dir, config) / fitting.METRICS_FILE}")
+
     @teacher.command()
     @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
                   default=None, help="JSON: resolved audio path -> spoof probability "

@@ -121,19 +121,28 @@ def fit_and_report(cache_dir: Path = DEFAULT_CACHE,
     head = fit_head(train.embeddings, train.labels,
                     training_weights(train.utterances, int(best["group_cap"])), best["l2"])
     head.save(out_dir / HEAD_FILE)
-    dev_scores = head.spoof_probability(dev.embeddings)
-    threshold = equal_error_rate(dev_scores[~dev.labels], dev_scores[dev.labels]).threshold
-    report: dict[str, Any] = {"layers": None if layers is None else list(layers),
-                              "chosen": best, "grid": trials, "threshold_from_dev": threshold,
-                              "splits": {}}
-    record: dict[str, float] = {}
     named = [(_name(dev_pair), dev)] + [(_name(p), load_sets((p,), cache_dir, layers))
                                         for p in eval_pairs]
-    for name, data in named:
-        scores = head.spoof_probability(data.embeddings)
-        report["splits"][name] = split_metrics(data.utterances, scores, threshold)
+    return write_report(out_dir, {"layers": None if layers is None else list(layers),
+                                  "chosen": best, "grid": trials},
+                        [(name, data.utterances, head.spoof_probability(data.embeddings))
+                         for name, data in named])
+
+
+def write_report(out_dir: Path, header: dict[str, Any],
+                 scored: list[tuple[str, list[Utterance], np.ndarray]]) -> dict[str, Any]:
+    """Metrics of every scored split at the first (dev) split's EER threshold, written to
+    METRICS_FILE, and every clip's score to RECORD_SCORES_FILE; returns the metrics."""
+    _, dev_utterances, dev_scores = scored[0]
+    dev_labels = np.array([u.is_spoof for u in dev_utterances])
+    threshold = equal_error_rate(dev_scores[~dev_labels], dev_scores[dev_labels]).threshold
+    report: dict[str, Any] = {**header, "threshold_from_dev": threshold, "splits": {}}
+    record: dict[str, float] = {}
+    for name, utterances, scores in scored:
+        report["splits"][name] = split_metrics(utterances, scores, threshold)
         record.update({path_key(u.path): float(s)
-                       for u, s in zip(data.utterances, scores, strict=True)})
+                       for u, s in zip(utterances, scores, strict=True)})
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out_dir / METRICS_FILE, json.dumps(report, indent=1) + "\n")
     write_text_atomically(out_dir / RECORD_SCORES_FILE, json.dumps(record) + "\n")
     return report
@@ -179,3 +188,34 @@ def compare_layers(cache_dir: Path = DEFAULT_CACHE,
     write_text_atomically(Path(cache_dir) / LAYERS_COMPARISON_FILE,
                           json.dumps(rows, indent=1) + "\n")
     return rows
+
+
+def frames_dir(cache_dir: Path, config: Any) -> Path:
+    layers = "+".join(str(k) for k in config.layers)
+    return Path(cache_dir) / f"frames-{layers}-seed{config.seed}"
+
+
+def fit_frames(config: Any, cache_dir: Path = DEFAULT_CACHE,
+               train_pairs: tuple[tuple[str, str], ...] = DEFAULT_TRAIN,
+               dev_pair: tuple[str, str] = DEFAULT_DEV,
+               eval_pairs: tuple[tuple[str, str], ...] = DEFAULT_EVAL,
+               log=print) -> dict[str, Any]:
+    """Train the frame-sequence head (frame_head) with its epoch chosen on dev; report like
+    fit_and_report, into frames_dir."""
+    from host_training.teacher import frame_head
+
+    train, train_clips = frame_head.split_frames(train_pairs, cache_dir, config.layers)
+    dev, dev_clips = frame_head.split_frames((dev_pair,), cache_dir, config.layers)
+    model, norm, history = frame_head.train_frame_head(train, train_clips, dev, dev_clips,
+                                                       config, log)
+    del train_clips
+    out_dir = frames_dir(cache_dir, config)
+    frame_head.save_frame_head(out_dir, model, norm, config)
+    scored = [(_name(dev_pair), dev, frame_head.score_clips(model, dev_clips, norm))]
+    for pair in eval_pairs:
+        utterances, clips = frame_head.split_frames((pair,), cache_dir, config.layers)
+        scored.append((_name(pair), utterances, frame_head.score_clips(model, clips, norm)))
+    best = min(history, key=lambda h: h["dev_eer"])
+    return write_report(out_dir, {"head": "frames", "layers": list(config.layers),
+                                  "chosen": {"epoch": best["epoch"], "seed": config.seed},
+                                  "history": history}, scored)
