@@ -182,3 +182,14 @@ def test_frame_head_learns_ignores_padding_and_round_trips(tmp_path: Path) -> No
     assert loaded_config == config
     np.testing.assert_allclose(frame_head.score_clips(loaded, dev_clips, loaded_norm), scores,
                                atol=1e-6)
+
+
+def test_frame_norm_pools_every_frame_of_every_clip() -> None:
+    from host_training.teacher.frame_head import frame_norm
+
+    rng = np.random.default_rng(1)
+    clips = [rng.normal(2.0, 3.0, (n, 4)).astype(np.float16) for n in (5, 40, 11)]
+    mean, scale = frame_norm(clips)
+    joined = np.concatenate(clips).astype(np.float64)
+    np.testing.assert_allclose(mean, joined.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(scale, joined.std(0), rtol=1e-5)

@@ -95,15 +95,17 @@ def flat_frames(clips: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def frame_norm(clips: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    total = np.zeros(clips[0].shape[1]), np.zeros(clips[0].shape[1])
+    """Per-channel mean and standard deviation over every frame of every clip."""
+    total = np.zeros(clips[0].shape[1])
+    squares = np.zeros(clips[0].shape[1])
     count = 0
     for clip in clips:
         values = clip.astype(np.float64)
-        total[0][:] += values.sum(0)
-        total[1][:] += (values * values).sum(0)
+        total += values.sum(0)
+        squares += (values * values).sum(0)
         count += len(clip)
-    mean = total[0] / count
-    scale = np.sqrt(np.maximum(total[1] / count - mean * mean, 1e-8))
+    mean = total / count
+    scale = np.sqrt(np.maximum(squares / count - mean * mean, 1e-8))
     return mean.astype(np.float32), scale.astype(np.float32)
 
 
