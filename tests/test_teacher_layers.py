@@ -193,3 +193,28 @@ def test_frame_norm_pools_every_frame_of_every_clip() -> None:
     joined = np.concatenate(clips).astype(np.float64)
     np.testing.assert_allclose(mean, joined.mean(0), rtol=1e-5)
     np.testing.assert_allclose(scale, joined.std(0), rtol=1e-5)
+
+
+def test_dynamics_are_the_std_of_frame_changes(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(layer_cache, "CHUNK_CLIPS", 2)
+    root = tmp_path / "corpus"
+    _corpus(root, [0.5, 1.0, 0.06])
+    utterances, folder = layer_cache.layer_split(root, "train", tmp_path / "cache",
+                                                 encoder_factory=_FakeLayers,
+                                                 progress=lambda *a: None)
+    dynamics = layer_cache.load_dynamics(folder, len(utterances), (0, 2))
+    assert dynamics.shape == (3, 2 * 384)
+    frames = layer_cache.load_frames(folder, len(utterances), (0, 2))[1]
+    expected = np.diff(frames[:, 1].astype(np.float32), axis=0).std(axis=0)
+    np.testing.assert_allclose(dynamics[1, 384:], expected, rtol=1e-6)
+    assert dynamics[1].max() > 0 and np.isfinite(dynamics).all()
+
+
+def test_dynamics_without_layers_is_one_line_exit_2(tmp_path: Path) -> None:
+    from host_training.cli import main
+
+    result = CliRunner().invoke(main, ["teacher", "fit", "--dynamics", "--cache", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "edge-train: error: --dynamics needs --layers (the cut-model layer states)"]

@@ -50,6 +50,20 @@ layers_option = click.option(
          "layer from ctranslate2's encode(), results in <cache>).")
 
 
+dynamics_option = click.option(
+    "--dynamics", is_flag=True,
+    help="With --layers: also the std of each channel's frame-to-frame change (results in "
+         "<cache>/layers-<set>-dyn/).")
+
+
+def _chosen_layers(layers_text: str | None, dynamics: bool) -> tuple[int, ...] | None:
+    if layers_text is None:
+        if dynamics:
+            fail("--dynamics needs --layers (the cut-model layer states)")
+        return None
+    return _layer_sets((layers_text,))[0]
+
+
 def _guarded(action):
     from host_training.datasets import DatasetError
     from host_training.teacher.ct2_weights import ModelFormatError
@@ -99,10 +113,13 @@ def build_cli() -> click.Group:
     @teacher.command("compare-layers")
     @click.option("--set", "sets", multiple=True, default=fitting.DEFAULT_LAYER_SETS,
                   show_default=True, help="Layer set to fit, e.g. 2 or 1+2 (repeatable).")
+    @dynamics_option
     @cache_option
-    def compare_layers(sets: tuple[str, ...], cache_dir: Path) -> None:
+    def compare_layers(sets: tuple[str, ...], dynamics: bool, cache_dir: Path) -> None:
         """Fit the head on each layer set (chosen on extra dev) and print the EERs side by side."""
-        rows = _guarded(lambda: fitting.compare_layers(cache_dir, _layer_sets(sets)))
+        layer_sets = _layer_sets(sets)
+        rows = _guarded(lambda: fitting.compare_layers(cache_dir, layer_sets,
+                                                       dynamics=dynamics))
         splits = [k for k in rows[0] if k.endswith(" eer")]
         click.echo("layers\tl2\tcap\t" + "\t".join(splits))
         for row in rows:
@@ -119,20 +136,22 @@ def build_cli() -> click.Group:
                   default=tuple(":".join(p) for p in fitting.DEFAULT_EVAL), show_default=True,
                   help="ROOT:SPLIT reported, never consulted (repeatable).")
     @layers_option
+    @dynamics_option
     @cache_option
     def fit(train: tuple[str, ...], dev: str, evals: tuple[str, ...], layers_text: str | None,
-            cache_dir: Path) -> None:
+            dynamics: bool, cache_dir: Path) -> None:
         """Choose the head on dev, fit it on train, report EER pooled and per attack."""
-        layers = None if layers_text is None else _layer_sets((layers_text,))[0]
+        layers = _chosen_layers(layers_text, dynamics)
         report = _guarded(lambda: fitting.fit_and_report(
-            cache_dir, _pairs(train), _pairs((dev,))[0], _pairs(evals), layers))
+            cache_dir, _pairs(train), _pairs((dev,))[0], _pairs(evals), layers, dynamics))
         chosen = report["chosen"]
         click.echo(f"chosen on dev: l2 {chosen['l2']:g}, group cap {chosen['group_cap']}")
         for name, metrics in report["splits"].items():
             worst = max(metrics["per_attack"].items(), key=lambda kv: kv[1]["eer"])
             click.echo(f"{name}: EER {metrics['eer']:.2%} ({metrics['files']} clips); "
                        f"worst attack {worst[0]} {worst[1]['eer']:.2%}")
-        click.echo(f"metrics in {fitting.results_dir(cache_dir, layers) / fitting.METRICS_FILE}")
+        out_dir = fitting.results_dir(cache_dir, layers, dynamics)
+        click.echo(f"metrics in {out_dir / fitting.METRICS_FILE}")
 
     @teacher.command("fit-frames")
     @click.option("--layers", "layers_text", default="2", show_default=True,
@@ -171,15 +190,17 @@ def build_cli() -> click.Group:
     @click.option("--copy-to", "copy_to", type=click.Path(path_type=Path, dir_okay=False),
                   default=None, help="Also copy the file here.")
     @layers_option
+    @dynamics_option
     @cache_option
     def scores(out_path: Path | None, train: tuple[str, ...], extra: tuple[str, ...],
                bonafide_by: str, copy_to: Path | None, layers_text: str | None,
-               cache_dir: Path) -> None:
+               dynamics: bool, cache_dir: Path) -> None:
         """Soft scores for distillation: out-of-fold on train, full head on --extra."""
-        layers = None if layers_text is None else _layer_sets((layers_text,))[0]
+        layers = _chosen_layers(layers_text, dynamics)
         table, oof_eer = _guarded(lambda: fitting.soft_scores(
-            cache_dir, _pairs(train), _pairs(extra), bonafide_by, layers))
-        out_path = out_path or fitting.results_dir(cache_dir, layers) / fitting.TRAIN_SCORES_FILE
+            cache_dir, _pairs(train), _pairs(extra), bonafide_by, layers, dynamics))
+        out_path = out_path or (fitting.results_dir(cache_dir, layers, dynamics)
+                                / fitting.TRAIN_SCORES_FILE)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomically(out_path, json.dumps(table, indent=0) + "\n")
         click.echo(f"{len(table)} scores written to {out_path} "

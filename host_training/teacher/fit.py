@@ -25,7 +25,12 @@ from host_training.teacher.head import (
     out_of_fold_scores,
     training_weights,
 )
-from host_training.teacher.layer_cache import N_LAYERS, layer_split, load_pooled
+from host_training.teacher.layer_cache import (
+    N_LAYERS,
+    layer_split,
+    load_dynamics,
+    load_pooled,
+)
 
 DEFAULT_TRAIN = (("/work/shared/data/spoofmix", "train"), ("/work/data/extra", "train"))
 DEFAULT_DEV = ("/work/data/extra", "dev")
@@ -65,16 +70,21 @@ def parse_layers(text: str) -> tuple[int, ...]:
     return layers
 
 
-def results_dir(cache_dir: Path, layers: Layers) -> Path:
+def results_dir(cache_dir: Path, layers: Layers, dynamics: bool = False) -> Path:
     """Where a head, its metrics and scores live: the cache itself for the original teacher
-    (ctranslate2's final layer), a folder per layer set otherwise."""
+    (ctranslate2's final layer), a folder per layer set otherwise ("-dyn" with dynamics)."""
     if layers is None:
         return Path(cache_dir)
-    return Path(cache_dir) / f"layers-{'+'.join(str(k) for k in layers)}"
+    return Path(cache_dir) / (f"layers-{'+'.join(str(k) for k in layers)}"
+                              + ("-dyn" if dynamics else ""))
 
 
 def load_sets(pairs: tuple[tuple[str, str], ...], cache_dir: Path,
-              layers: Layers = None) -> Labelled:
+              layers: Layers = None, dynamics: bool = False) -> Labelled:
+    """Embeddings of the pairs' clips: encode()'s (layers None), or the layers' pooled mean
+    and std, followed with ``dynamics`` by their frame-change std (load_dynamics)."""
+    if dynamics and layers is None:
+        raise ValueError("dynamics need a layer set (--layers)")
     utterances: list[Utterance] = []
     parts = []
     for root, split in pairs:
@@ -83,6 +93,8 @@ def load_sets(pairs: tuple[tuple[str, str], ...], cache_dir: Path,
         else:
             found, folder = layer_split(Path(root), split, cache_dir)
             vectors = load_pooled(folder, len(found), layers)
+            if dynamics:
+                vectors = np.hstack([vectors, load_dynamics(folder, len(found), layers)])
         utterances += found
         parts.append(vectors)
     return Labelled(utterances, np.concatenate(parts))
@@ -113,18 +125,18 @@ def fit_and_report(cache_dir: Path = DEFAULT_CACHE,
                    train_pairs: tuple[tuple[str, str], ...] = DEFAULT_TRAIN,
                    dev_pair: tuple[str, str] = DEFAULT_DEV,
                    eval_pairs: tuple[tuple[str, str], ...] = DEFAULT_EVAL,
-                   layers: Layers = None) -> dict[str, Any]:
-    out_dir = results_dir(cache_dir, layers)
-    train = load_sets(train_pairs, cache_dir, layers)
-    dev = load_sets((dev_pair,), cache_dir, layers)
+                   layers: Layers = None, dynamics: bool = False) -> dict[str, Any]:
+    out_dir = results_dir(cache_dir, layers, dynamics)
+    train = load_sets(train_pairs, cache_dir, layers, dynamics)
+    dev = load_sets((dev_pair,), cache_dir, layers, dynamics)
     best, trials = select(train, dev)
     head = fit_head(train.embeddings, train.labels,
                     training_weights(train.utterances, int(best["group_cap"])), best["l2"])
     head.save(out_dir / HEAD_FILE)
-    named = [(_name(dev_pair), dev)] + [(_name(p), load_sets((p,), cache_dir, layers))
+    named = [(_name(dev_pair), dev)] + [(_name(p), load_sets((p,), cache_dir, layers, dynamics))
                                         for p in eval_pairs]
     return write_report(out_dir, {"layers": None if layers is None else list(layers),
-                                  "chosen": best, "grid": trials},
+                                  "dynamics": dynamics, "chosen": best, "grid": trials},
                         [(name, data.utterances, head.spoof_probability(data.embeddings))
                          for name, data in named])
 
@@ -152,20 +164,20 @@ def soft_scores(cache_dir: Path = DEFAULT_CACHE,
                 train_pairs: tuple[tuple[str, str], ...] = DEFAULT_TRAIN,
                 extra_pairs: tuple[tuple[str, str], ...] = (),
                 bonafide_by: str = "source", layers: Layers = None,
-                ) -> tuple[dict[str, float], float]:
+                dynamics: bool = False) -> tuple[dict[str, float], float]:
     """Out-of-fold spoof probability of every training clip (5 folds grouped by system /
     bona fide source or speaker), and the full head's probability for clips of
     ``extra_pairs``; with the out-of-fold EER over the training clips."""
-    out_dir = results_dir(cache_dir, layers)
+    out_dir = results_dir(cache_dir, layers, dynamics)
     report = json.loads((out_dir / METRICS_FILE).read_text())
     best = report["chosen"]
-    train = load_sets(train_pairs, cache_dir, layers)
+    train = load_sets(train_pairs, cache_dir, layers, dynamics)
     scores = out_of_fold_scores(train.utterances, train.embeddings, int(best["group_cap"]),
                                 best["l2"], bonafide_by=bonafide_by)
     table = {path_key(u.path): float(s) for u, s in zip(train.utterances, scores, strict=True)}
     if extra_pairs:
         head = Head.load(out_dir / HEAD_FILE)
-        extra = load_sets(extra_pairs, cache_dir, layers)
+        extra = load_sets(extra_pairs, cache_dir, layers, dynamics)
         table.update({path_key(u.path): float(s) for u, s in zip(
             extra.utterances, head.spoof_probability(extra.embeddings), strict=True)})
     return table, _eer(train, scores)
@@ -177,13 +189,14 @@ def compare_layers(cache_dir: Path = DEFAULT_CACHE,
                    train_pairs: tuple[tuple[str, str], ...] = DEFAULT_TRAIN,
                    dev_pair: tuple[str, str] = DEFAULT_DEV,
                    eval_pairs: tuple[tuple[str, str], ...] = DEFAULT_EVAL,
-                   ) -> list[dict[str, Any]]:
+                   dynamics: bool = False) -> list[dict[str, Any]]:
     """fit_and_report for each layer set (each chooses its own l2 and cap on dev); one row
     per set with the pooled EER of every split, also written to LAYERS_COMPARISON_FILE."""
     rows = []
     for layers in layer_sets:
-        report = fit_and_report(cache_dir, train_pairs, dev_pair, eval_pairs, layers)
-        rows.append({"layers": "+".join(str(k) for k in layers), **report["chosen"],
+        report = fit_and_report(cache_dir, train_pairs, dev_pair, eval_pairs, layers, dynamics)
+        rows.append({"layers": "+".join(str(k) for k in layers), "dynamics": dynamics,
+                     **report["chosen"],
                      **{f"{name} eer": m["eer"] for name, m in report["splits"].items()}})
     write_text_atomically(Path(cache_dir) / LAYERS_COMPARISON_FILE,
                           json.dumps(rows, indent=1) + "\n")

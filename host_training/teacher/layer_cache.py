@@ -120,6 +120,18 @@ def load_pooled(folder: Path, n_clips: int, layers: Sequence[int]) -> np.ndarray
     return np.concatenate(parts)
 
 
+def load_dynamics(folder: Path, n_clips: int, layers: Sequence[int]) -> np.ndarray:
+    """(n_clips, len(layers) * 384): per channel, the standard deviation over the clip of the
+    frame-to-frame change of the chosen layers' (float16-cached) states; how fast the states
+    move, which mean and std do not see. A one-frame clip gets zeros."""
+    rows = []
+    for clip in load_frames(folder, n_clips, layers):
+        values = clip.reshape(len(clip), -1).astype(np.float32)
+        rows.append(np.diff(values, axis=0).std(axis=0) if len(values) > 1
+                    else np.zeros(values.shape[1], np.float32))
+    return np.stack(rows)
+
+
 def load_frames(folder: Path, n_clips: int, layers: Sequence[int]) -> list[np.ndarray]:
     """Per clip, (frames, len(layers), 384) float16 states of the chosen layers."""
     clips = []
