@@ -82,11 +82,16 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FrontendConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown front-end parameters: {', '.join(unknown)}")
+        check_known_fields(cls, values, "front-end parameters")
         return cls(**values)
+
+
+def check_known_fields(cls: type, values: dict[str, Any], what: str) -> None:
+    """ValueError naming the keys of ``values`` that are not fields of the dataclass ``cls``
+    (a card written by a newer kit, or a typo in a config)."""
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {what}: {', '.join(unknown)}")
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:

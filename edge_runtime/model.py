@@ -300,14 +300,16 @@ class Int8WindowModel:
         self.output_quantization = TensorQuantization(*self._output["quantization"])
         self._check_quantization()
 
-    def _check_tensors(self) -> None:
-        shown = _shown(self.path)
+    def _check_input_shape(self) -> None:
         expected = (1, *self.card.frontend.feature_shape, 1)
         shape = tuple(int(d) for d in self._input["shape"])
         if shape != expected:
-            raise ModelError(
-                f"{shown}: input shape {shape} does not match the card's front end {expected}"
-            )
+            raise ModelError(f"{_shown(self.path)}: input shape {shape} does not match the "
+                             f"card's front end {expected}")
+
+    def _check_tensors(self) -> None:
+        shown = _shown(self.path)
+        self._check_input_shape()
         for role, detail in (("input", self._input), ("output", self._output)):
             if detail["dtype"] != np.int8:
                 raise ModelError(

@@ -64,11 +64,7 @@ class SpeakerEmbedder(Int8WindowModel):
 
     def _check_tensors(self) -> None:
         shown = _shown(self.path)
-        expected = (1, *self.card.frontend.feature_shape, 1)
-        shape = tuple(int(d) for d in self._input["shape"])
-        if shape != expected:
-            raise ModelError(
-                f"{shown}: input shape {shape} does not match the card's front end {expected}")
+        self._check_input_shape()
         for role, detail in (("input", self._input), ("output", self._output)):
             if detail["dtype"] not in (np.int8, np.float32):
                 raise ModelError(f"{shown}: {role} tensor is "

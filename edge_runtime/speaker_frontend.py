@@ -18,13 +18,13 @@ model's input shape); the rest on its ``speaker_frontend`` (``SpeakerFrontendCon
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from edge_runtime.frontend import Frontend, FrontendConfig, filterbank
+from edge_runtime.frontend import Frontend, FrontendConfig, check_known_fields, filterbank
 
 # The STFT and bands the embedder was trained on; window_seconds makes one partial exactly
 # 160 frames with valid framing (159 hops + one window).
@@ -52,10 +52,7 @@ class SpeakerFrontendConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SpeakerFrontendConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown speaker front-end parameters: {', '.join(unknown)}")
+        check_known_fields(cls, values, "speaker front-end parameters")
         return cls(**values)
 
 
