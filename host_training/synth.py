@@ -34,7 +34,7 @@ from scipy import linalg, signal
 from edge_runtime.atomic import atomic_output, remove_partial_files, write_text_atomically
 from edge_runtime.audio import resample, rms
 from host_training.datasets import Utterance
-from host_training.engines.corpus import scale_to_rms
+from host_training.engines.corpus import fit_length, scale_to_rms
 
 VocoderFn = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 SYSTEM_PREFIX = "synth_"
@@ -43,13 +43,6 @@ SYSTEM_PREFIX = "synth_"
 class SynthError(ValueError):
     """A vocoder that is unknown or cannot run here, or a clip it cannot process."""
 
-
-
-def _fit(audio: np.ndarray, length: int) -> np.ndarray:
-    """Crop or zero-pad a vocoder's output (off by a frame at most) to the source length."""
-    if audio.shape[0] >= length:
-        return audio[:length]
-    return np.pad(audio, (0, length - audio.shape[0]))
 
 
 def _dithered(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -227,12 +220,13 @@ def vocode(audio: np.ndarray, rate: int, vocoder: str, rng: np.random.Generator)
         raise SynthError(f"{vocoder} failed: {error}") from None
     if narrow:
         out = resample(out, work_rate, rate)
-    out = _fit(out, source.shape[0])
+    out = fit_length(out, source.shape[0])
     if not np.all(np.isfinite(out)) or np.max(np.abs(out)) > 1e3:
         raise SynthError(f"{vocoder} became unstable on this clip")
-    if rms(out) < 1e-9:
-        raise SynthError(f"{vocoder} produced silence")
-    return scale_to_rms(out, rms(source))
+    try:
+        return scale_to_rms(out, rms(source))
+    except ValueError:  # silent output
+        raise SynthError(f"{vocoder} produced silence") from None
 
 
 @dataclass(frozen=True)

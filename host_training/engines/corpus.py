@@ -86,6 +86,13 @@ class CorpusWriter:
         self.close()
 
 
+def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Crop or zero-pad a vocoder's output (off by a frame at most) to the source length."""
+    if audio.shape[0] >= length:
+        return audio[:length]
+    return np.pad(audio, (0, length - audio.shape[0]))
+
+
 def scale_to_rms(audio: np.ndarray, target_rms: float) -> np.ndarray:
     """``audio`` scaled to ``target_rms`` (scaled down instead where that would clip)."""
     level = rms(audio)

@@ -30,7 +30,7 @@ import numpy as np
 
 from edge_runtime.audio import rms
 from host_training.engines import EngineError, missing_package, require
-from host_training.engines.corpus import CorpusWriter, scale_to_rms
+from host_training.engines.corpus import CorpusWriter, fit_length, scale_to_rms
 from host_training.synth import SynthSummary
 
 ENGINE = "hifigan"
@@ -162,8 +162,7 @@ def twin(model: HifiGan, audio: np.ndarray, rate: int) -> np.ndarray:
     out = resample(model.vocode(resample(source, rate, model.rate)), model.rate, rate)
     if is_narrowband(source, rate):
         out = resample(resample(out, rate, 8000), 8000, rate)
-    out = out[:source.shape[0]] if out.shape[0] >= source.shape[0] else \
-        np.pad(out, (0, source.shape[0] - out.shape[0]))
+    out = fit_length(out, source.shape[0])
     if not np.all(np.isfinite(out)):
         raise EngineError("HiFi-GAN output is not finite")
     return scale_to_rms(out, rms(source))
