@@ -9,13 +9,20 @@ JSON list (``benchmarks/results/training-scale.json``).
 
 ``--pipeline resident`` times the model step alone: a few batches of features made once by the
 same front end, cycled from memory, no workers; it shows what the devices can take when the
-input keeps up.
+input keeps up. ``--pipeline frontend`` times the workers' job alone (read, augment, features in
+``--workers`` forked processes, nothing handed over, no model): the most any loader could feed.
 
     # 2-core host (TensorFlow):
     KERAS_BACKEND=tensorflow nice -n 10 .venv/bin/python benchmarks/training_scale.py --workers 2
     # GPU host (JAX): one GPU, then all of them, same global batch
     CUDA_VISIBLE_DEVICES=0 KERAS_BACKEND=jax python3 benchmarks/training_scale.py
     KERAS_BACKEND=jax python3 benchmarks/training_scale.py
+    # one process per GPU (the multi-host path on one host), 15 workers each
+    for i in 0 1; do CUDA_VISIBLE_DEVICES=$i KERAS_BACKEND=jax \
+      KERAS_DISTRIBUTION_JOB_ADDRESSES=localhost:12355 KERAS_DISTRIBUTION_NUM_PROCESSES=2 \
+      KERAS_DISTRIBUTION_PROCESS_ID=$i python3 benchmarks/training_scale.py --workers 15 & done
+    # the front end's ceiling on this host's cores
+    python3 benchmarks/training_scale.py --pipeline frontend --epoch-clips 30720 --workers 30
 """
 
 from __future__ import annotations
@@ -61,6 +68,10 @@ def device_description() -> tuple[str, str, bool]:
         device = jax.devices()[0]
         if device.platform != "cpu":
             return backend, device.device_kind, True
+    return backend, cpu_description(), False
+
+
+def cpu_description() -> str:
     model = "cpu"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -69,7 +80,41 @@ def device_description() -> tuple[str, str, bool]:
                 break
     except OSError:
         pass
-    return backend, f"{model} ({os.cpu_count()} cores)", False
+    return f"{model} ({os.cpu_count()} cores)"
+
+
+def _frontend_share(job: tuple[Path, Path, np.ndarray]) -> int:
+    """One process's share of the front-end-only pipeline: read, augment, features."""
+    from edge_runtime.frontend import Frontend
+    from host_training.config import load_config
+    from host_training.features import training_window
+    from host_training.streaming import clip_rng, single_threaded_numpy
+    from host_training.waveforms import ClipStore
+
+    store_dir, config_path, clips = job
+    single_threaded_numpy()
+    config = load_config(config_path)
+    store, frontend = ClipStore(store_dir), Frontend(config.frontend)
+    for clip in clips:
+        training_window(store[int(clip)], frontend, clip_rng(0, 1, int(clip)),
+                        config.augment, None)
+    return len(clips)
+
+
+def frontend_rate(store_dir: Path, config_path: Path, clips: np.ndarray,
+                  workers: int) -> tuple[int, float]:
+    """Clips and seconds for ``workers`` forked processes to make the features of ``clips``
+    with nothing else running: the ceiling the streamed pipeline's workers can feed."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    shares = np.array_split(clips, workers)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        list(pool.map(_frontend_share, [(store_dir, config_path, s[:2]) for s in shares]))
+        started = time.perf_counter()
+        done = sum(pool.map(_frontend_share, [(store_dir, config_path, s) for s in shares]))
+        return done, time.perf_counter() - started
 
 
 def main() -> None:
@@ -79,7 +124,8 @@ def main() -> None:
                         help="clips in the timed epoch, drawn from --clips (default: all)")
     parser.add_argument("--batch", type=int, default=256, help="global batch size")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--pipeline", choices=("streamed", "resident"), default="streamed")
+    parser.add_argument("--pipeline", choices=("streamed", "resident", "frontend"),
+                        default="streamed")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--store", type=Path, default=None,
                         help="folder for the generated clips (default: a temporary one)")
@@ -104,6 +150,14 @@ def main() -> None:
     store = ClipStore(store_dir)
     print(f"{len(store)} clips in {store_dir}", file=sys.stderr, flush=True)
     epoch_clips = args.epoch_clips or len(store)
+    if args.pipeline == "frontend":  # before any accelerator starts: the workers are forked
+        clips, seconds = frontend_rate(store_dir, args.config,
+                                       np.arange(epoch_clips) % len(store), args.workers)
+        write_record(args, {"backend": "numpy", "device": cpu_description(), "gpus": 0,
+                            "global_batch": 0, "clips_per_second": round(clips / seconds, 1),
+                            "pipeline": args.pipeline, "workers": args.workers,
+                            "clips": clips, "seconds": round(seconds, 2)})
+        return
     placement = configure(args.batch)
     backend, device, on_gpu = device_description()
     keras.utils.set_random_seed(0)
@@ -118,7 +172,8 @@ def main() -> None:
                                   config.augment, 0, epoch, args.batch, None, args.workers,
                                   drop_remainder=True, sharding=placement.sharding)
         if args.pipeline == "streamed":
-            return windows, windows.clips
+            # every process feeds its own share: the epoch's clips are all processes' shares
+            return windows, windows.clips * placement.sharding.count
         return Resident(windows, clips // args.batch), (clips // args.batch) * args.batch
 
     class Resident(keras.utils.PyDataset):
@@ -161,20 +216,26 @@ def main() -> None:
         "global_batch": args.batch,
         "clips_per_second": round(clips / seconds, 1), "pipeline": args.pipeline,
         "workers": args.workers if args.pipeline == "streamed" else 0,
-        "clips": clips, "seconds": round(seconds, 2), "host_cpus": os.cpu_count(),
-        "placement": placement.description, "keras": keras.__version__,
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ"),
+        "clips": clips, "seconds": round(seconds, 2),
+        "processes": placement.sharding.count, "placement": placement.description,
+        "keras": keras.__version__,
     }
+    if placement.sharding.index == 0:  # the first process writes the record of them all
+        write_record(args, record)
+
+
+def write_record(args: argparse.Namespace, record: dict[str, object]) -> None:
+    from edge_runtime.atomic import write_text_atomically
+
+    record = {**record, "host_cpus": os.cpu_count(), "python": platform.python_version(),
+              "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ")}
     if args.note:
         record["note"] = args.note
     print(json.dumps(record))
     runs = json.loads(args.out.read_text()) if args.out.exists() else []
     runs.append(record)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_suffix(".partial")
-    temporary.write_text(json.dumps(runs, indent=2) + "\n")
-    os.replace(temporary, args.out)
+    write_text_atomically(args.out, json.dumps(runs, indent=2) + "\n")
 
 
 if __name__ == "__main__":

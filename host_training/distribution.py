@@ -47,5 +47,8 @@ def configure(batch_size: int) -> Placement:
     if batch_size % len(devices):
         raise ValueError(f"batch_size {batch_size} must be a multiple of the {len(devices)} "
                          "devices it is split over")
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    # Each process already feeds only its own share (Sharding); Keras's auto-sharding would
+    # demand a tf.data.Dataset and refuse the PyDataset on more than one process.
+    keras.distribution.set_distribution(keras.distribution.DataParallel(
+        devices=devices, auto_shard_dataset=jax.process_count() == 1))
     return Placement(backend, len(devices), sharding, description + ", DataParallel")

@@ -90,7 +90,7 @@ def return_batch_memory() -> None:
         pass  # not glibc: its allocator decides
 
 
-def _single_threaded_numpy() -> None:
+def single_threaded_numpy() -> None:
     """Forked workers inherit the parent's BLAS thread pool: N workers x N threads each
     would oversubscribe the cores (and a BLAS pool spinning beside busy workers crawls)."""
     return_batch_memory()
@@ -149,7 +149,7 @@ class TrainingWindows(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         if self._frontend is None:
-            _single_threaded_numpy()
+            single_threaded_numpy()
             self._frontend = Frontend(self.frontend_config)
         clips = self.batch_clips(index)
         bank = self.store.select(self.noise_clips) if self.noise_clips is not None else None
@@ -199,7 +199,7 @@ class ScoringWindows(keras.utils.PyDataset):
         from edge_runtime.audio import fit_to_window
 
         if self._frontend is None:
-            _single_threaded_numpy()
+            single_threaded_numpy()
             self._frontend = Frontend(self.frontend_config)
         window = self.frontend_config.window_samples
         rows = np.arange(index * SCORING_BATCH, (index + 1) * SCORING_BATCH)
