@@ -79,13 +79,47 @@ class TrainConfig:
         return asdict(self)
 
 
+# A config may start from another: ``base = "default.toml"`` (relative to the file naming it);
+# its keys are overridden section by section, key by key. The run folder records the resolved
+# config, so a later change to the base never changes what a finished run was.
+BASE_KEY = "base"
+
+
+def _checked(value: Any, annotation: str, where: str) -> Any:
+    """``value`` as the field declared as ``annotation`` takes it (TOML lists become tuples);
+    a wrong type is refused here rather than read as truthy or silently coerced."""
+    if annotation == "bool":
+        ok = isinstance(value, bool)
+    elif annotation == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif annotation == "str":
+        ok = isinstance(value, str)
+    elif annotation.startswith("tuple"):
+        ok = isinstance(value, list | tuple)
+        value = tuple(value) if ok else value
+    else:  # named types (literals) are checked by their dataclass
+        ok = True
+    if not ok:
+        raise ValueError(f"{where} = {value!r}: expected {annotation}")
+    return value
+
+
 def _section(cls: type, values: dict[str, Any], name: str) -> Any:
+    if not isinstance(values, dict):
+        raise ValueError(f"[{name}] must be a table")
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"[{name}] unknown keys: {', '.join(unknown)}")
-    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**converted)
+    return cls(**{key: _checked(value, _annotation(known[key].type), f"[{name}] {key}")
+                  for key, value in values.items()})
+
+
+def _annotation(declared: Any) -> str:
+    return declared if isinstance(declared, str) else getattr(declared, "__name__", "")
 
 
 def _without_augment_rate(raw: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +147,27 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
                           for name, cls in sections.items()})
 
 
+def _read_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ValueError(f"{path.name}: base configs form a cycle")
+    with open(path, "rb") as handle:
+        raw = tomllib.load(handle)
+    base = raw.pop(BASE_KEY, None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ValueError(f"{path.name}: {BASE_KEY} must be a file name")
+    merged = _read_with_bases(path.parent / base, (*seen, path))
+    for name, values in raw.items():
+        if isinstance(values, dict) and isinstance(merged.get(name), dict):
+            merged[name] = {**merged[name], **values}
+        else:
+            merged[name] = values
+    return merged
+
+
 def load_config(path: Path | None) -> TrainConfig:
     if path is None:
         return TrainConfig()
-    with open(path, "rb") as handle:
-        return config_from_dict(tomllib.load(handle))
+    return config_from_dict(_read_with_bases(Path(path)))
