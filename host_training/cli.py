@@ -164,10 +164,16 @@ def seeds(results: tuple[Path, ...], json_out: Path | None) -> None:
 @click.option("--split", default="dev", show_default=True)
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Also write the results as JSON.")
+@click.option("--scores", "scores_out", type=click.Path(path_type=Path, dir_okay=False),
+              default=None,
+              help="Write the ensemble's probability of every clip of the split to this JSON "
+                   "map ({audio path: probability}, what [training] teacher_scores reads). "
+                   "An existing map keeps its other clips, so several corpora can share one.")
 def ensemble(models: tuple[Path, ...], data_root: Path | None, cache_dir: Path, split: str,
-             json_out: Path | None) -> None:
+             json_out: Path | None, scores_out: Path | None) -> None:
     """EER of several int8 MODELS (e.g. seeds of one recipe) scored together, by the mean of
-    their logits, beside each one's own: do the seeds make the same mistakes?"""
+    their logits, beside each one's own: do the seeds make the same mistakes? With --scores,
+    also the soft targets that distil the ensemble into one model."""
     from edge_runtime.atomic import write_text_atomically
     from edge_runtime.errors import EdgeDetectError
     from host_training.datasets import DatasetError, default_data_root
@@ -175,13 +181,26 @@ def ensemble(models: tuple[Path, ...], data_root: Path | None, cache_dir: Path, 
 
     if len(models) < 2:
         _fail("give at least two models")
+    known: dict[str, float] = {}
+    if scores_out is not None and scores_out.exists():
+        try:
+            known = json.loads(scores_out.read_text())
+            if not isinstance(known, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as error:
+            _fail(f"{scores_out}: not a score map ({error}); nothing written")
     try:
-        result = ensemble_split(list(models), data_root or default_data_root(), split, cache_dir)
+        result, by_path = ensemble_split(list(models), data_root or default_data_root(), split,
+                                         cache_dir)
     except (DatasetError, EdgeDetectError, ValueError) as error:
         _fail(str(error))
     click.echo(markdown(result))
     if json_out:
         write_text_atomically(json_out, json.dumps(result, indent=2) + "\n")
+    if scores_out:
+        write_text_atomically(scores_out, json.dumps({**known, **by_path}) + "\n")
+        click.echo(f"{len(by_path)} clip scores written to {scores_out} "
+                   f"({len(known) + len(by_path) - len(known.keys() & by_path.keys())} in all)")
 
 
 @main.group(invoke_without_command=True)

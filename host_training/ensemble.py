@@ -31,9 +31,11 @@ def mean_logit(scores: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def ensemble_split(model_paths: Sequence[Path], data_root: Path, split: str,
-                   cache_dir: Path | None = None) -> dict[str, Any]:
-    """Each model's metrics and the mean-logit ensemble's on ``split``; the ensemble's
-    threshold is 0.5, its EER does not depend on it."""
+                   cache_dir: Path | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+    """Each model's metrics and the mean-logit ensemble's on ``split`` (the ensemble's
+    threshold is 0.5, its EER does not depend on it), and the ensemble's probability of every
+    clip by resolved audio path: the map ``[training] teacher_scores`` reads, so a seed
+    ensemble can be distilled into one model."""
     models = [SpoofModel(path) for path in model_paths]
     rates = {m.frontend_config.sample_rate for m in models}
     if len(rates) != 1:
@@ -41,12 +43,16 @@ def ensemble_split(model_paths: Sequence[Path], data_root: Path, split: str,
     utterances = load_split(data_root, split)
     waves = load_waveforms(utterances, rates.pop(), cache_dir)
     scores = [score_split(model, waves) for model in models]
-    return {
+    combined = mean_logit(scores)
+    result = {
         "split": split,
         "models": [{"model": str(path), **split_metrics(utterances, s, model.threshold)}
                    for path, model, s in zip(model_paths, models, scores, strict=True)],
-        "ensemble": split_metrics(utterances, mean_logit(scores), 0.5),
+        "ensemble": split_metrics(utterances, combined, 0.5),
     }
+    by_path = {str(u.path.resolve()): float(score)
+               for u, score in zip(utterances, combined, strict=True)}
+    return result, by_path
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -185,6 +185,45 @@ def test_ensemble_cli_scores_each_model_and_their_mean(exported: dict, tmp_path:
     assert result["ensemble"]["eer"] == pytest.approx(single)
 
 
+def test_ensemble_scores_map_is_what_training_reads_and_keeps_other_clips(
+        exported: dict, tmp_path: Path) -> None:
+    from host_training.cli import main
+    from host_training.config import TrainConfig, config_from_dict
+    from host_training.datasets import load_split
+    from host_training.train import training_targets
+
+    model = str(exported["model_path"])
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps({"/elsewhere/clip.flac": 0.25}))
+    out = CliRunner().invoke(main, ["ensemble", model, model, "--data", str(exported["corpus"]),
+                                    "--split", "dev", "--scores", str(scores)])
+    assert out.exit_code == 0, out.output
+    written = json.loads(scores.read_text())
+    assert written["/elsewhere/clip.flac"] == 0.25
+    utterances = load_split(exported["corpus"], "dev")
+    assert {str(u.path.resolve()) for u in utterances} <= written.keys()
+    config = config_from_dict({**TrainConfig().to_dict(), "training": {
+        "teacher_scores": str(scores), "teacher_weight": 1.0}})
+    labels = np.array([float(u.is_spoof) for u in utterances])
+    targets = training_targets(utterances, labels, config, log=lambda *_: None)
+    expected = [written[str(u.path.resolve())] for u in utterances]
+    np.testing.assert_allclose(targets, expected, rtol=1e-6)
+
+
+def test_ensemble_refuses_a_scores_file_that_is_not_a_map(exported: dict,
+                                                           tmp_path: Path) -> None:
+    from host_training.cli import main
+
+    scores = tmp_path / "scores.json"
+    scores.write_text("[1, 2]")
+    model = str(exported["model_path"])
+    out = CliRunner().invoke(main, ["ensemble", model, model, "--data", str(exported["corpus"]),
+                                    "--split", "dev", "--scores", str(scores)])
+    assert out.exit_code != 0
+    assert "not a score map" in out.output
+    assert scores.read_text() == "[1, 2]"
+
+
 def test_ensemble_cli_needs_two_models(exported: dict) -> None:
     from host_training.cli import main
 
