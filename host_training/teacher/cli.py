@@ -43,6 +43,13 @@ def _layer_sets(values: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
         fail(str(error))
 
 
+# The corpus and split a teacher command embeds: given explicitly (the teacher's caches are
+# per corpus), unlike `edge-train`'s --data, which defaults to $EDGE_DETECT_DATA.
+corpus_option = click.option("--data", "root", type=click.Path(path_type=Path, file_okay=False),
+                             required=True, help="Corpus root.")
+split_option = click.option("--split", default="train", show_default=True)
+
+
 layers_option = click.option(
     "--layers", "layers_text", default=None,
     help="Encoder layers (0 front end .. 4 last) whose pooled states are joined, e.g. 2 or "
@@ -87,9 +94,8 @@ def build_cli() -> click.Group:
         """Whisper-encoder teacher: embeddings, head, soft scores for distillation."""
 
     @teacher.command()
-    @click.option("--data", "root", type=click.Path(path_type=Path, file_okay=False),
-                  required=True, help="Corpus root.")
-    @click.option("--split", default="train", show_default=True)
+    @corpus_option
+    @split_option
     @cache_option
     def embed(root: Path, split: str, cache_dir: Path) -> None:
         """Embed a split's clips (cached; an interrupted run resumes)."""
@@ -99,9 +105,8 @@ def build_cli() -> click.Group:
         click.echo(f"{len(utterances)} clips embedded ({vectors.shape[1]} values each)")
 
     @teacher.command("embed-layers")
-    @click.option("--data", "root", type=click.Path(path_type=Path, file_okay=False),
-                  required=True, help="Corpus root.")
-    @click.option("--split", default="train", show_default=True)
+    @corpus_option
+    @split_option
     @cache_option
     def embed_layers(root: Path, split: str, cache_dir: Path) -> None:
         """Every encoder layer's states of a split, pooled and per frame (cached, resumable)."""
