@@ -91,3 +91,17 @@ def test_the_committed_voice_screen_flags_the_known_voice_lines() -> None:
     for key in ("lincity-ng-data/usr/share/games/lincity-ng/sounds/SubstationOff.wav",
                 "netpanzer-data/usr/share/games/netpanzer/sound/move_affirm.wav"):
         assert key in voices
+
+
+def test_gate_selection_speech_is_a_fixed_slice_of_the_train_splits() -> None:
+    from host_training.speech_gate import SPEECH_VAL_SHARE, speech_part
+
+    names = [Path(f"/corpus/train/flac/LA_T_{i:07d}.flac") for i in range(2000)]
+    parts = [speech_part(p) for p in names]
+    assert set(parts) == {"train", "val"}
+    assert abs(parts.count("val") / len(parts) - SPEECH_VAL_SHARE) < 0.04
+    # Fixed by the file name alone, and not the same cut as the non-speech validation.
+    assert speech_part(Path("/x/LA_T_0000001.flac")) == speech_part(names[1])
+    cut = [nonspeech.file_split(Path(p.name + "#val"), test_share=0.15) == "test"
+           for p in names]
+    assert cut != [part == "val" for part in parts]
