@@ -333,8 +333,9 @@ GENERATORS: dict[str, Callable[[int, np.random.Generator, bool], np.ndarray]] = 
     "noise": noise, "click": click, "hum": hum, "silence": silence,
     "knock": knock, "blip": blip,
 }
-# What a mixture draws from: the kinds of the first set (fixed, so its clips stay the same).
-MIXABLE_KINDS = ("tone", "chirp", "dtmf", "melody", "chord", "noise", "click", "hum")
+# What a mixture draws from: the kinds of the first set, a mixture itself included (fixed, so
+# its clips stay the same as they were before later kinds were added).
+MIXABLE_KINDS = ("tone", "chirp", "dtmf", "melody", "chord", "noise", "click", "hum", "mixture")
 
 
 def mixture(n: int, rng: np.random.Generator, test: bool) -> np.ndarray:
@@ -508,6 +509,22 @@ def _write(path: Path, audio: np.ndarray) -> None:
     temporary.replace(path)
 
 
+def write_generated(out: Path, counts: BuildCounts = DEFAULT_COUNTS,
+                    log: Callable[[str], None] = print) -> list[NonSpeechClip]:
+    """The generated clips of both splits, under ``out/<split>/<kind>/``."""
+    clips: list[NonSpeechClip] = []
+    for split in SPLITS:
+        rng = np.random.default_rng(SPLIT_SEEDS[split])
+        for kind in SYNTHETIC_KINDS:
+            for index in range(counts.synthetic_per_kind[split]):
+                path = out / split / kind / f"{kind}-{index:05d}.flac"
+                _write(path, synthetic_clip(kind, rng, test=split == "test"))
+                clips.append(NonSpeechClip(split, kind, f"generator {kind} seed "
+                                           f"{SPLIT_SEEDS[split]}", path))
+        log(f"{split}: {len(SYNTHETIC_KINDS) * counts.synthetic_per_kind[split]} generated clips")
+    return clips
+
+
 def build_nonspeech(out: Path, counts: BuildCounts = DEFAULT_COUNTS,
                     log: Callable[[str], None] = print,
                     packages_root: Path | None = DEFAULT_SOUND_PACKAGES,
@@ -519,16 +536,7 @@ def build_nonspeech(out: Path, counts: BuildCounts = DEFAULT_COUNTS,
     screened = ({r.key for r in read_screen(voice_screen)} if voice_screen.is_file()
                 else None)
 
-    clips: list[NonSpeechClip] = []
-    for split in SPLITS:
-        rng = np.random.default_rng(SPLIT_SEEDS[split])
-        for kind in SYNTHETIC_KINDS:
-            for index in range(counts.synthetic_per_kind[split]):
-                path = out / split / kind / f"{kind}-{index:05d}.flac"
-                _write(path, synthetic_clip(kind, rng, test=split == "test"))
-                clips.append(NonSpeechClip(split, kind, f"generator {kind} seed "
-                                           f"{SPLIT_SEEDS[split]}", path))
-        log(f"{split}: {len(SYNTHETIC_KINDS) * counts.synthetic_per_kind[split]} generated clips")
+    clips = write_generated(out, counts, log)
 
     if fluidsynth_available():
         midis = midi_files()
