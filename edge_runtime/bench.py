@@ -523,7 +523,7 @@ def _measure_speech_gate(model: Any, frontend: Any, window: np.ndarray,
     clip = speech_like(CLIP_SECONDS, config.sample_rate, seed=3)
     plain, gated = ClipScorer(model), ClipScorer(model, speech=gate)
     windows = len(plain.score_audio(clip).window_scores)
-    clip_runs = max(10, settings.repeat // 10)
+    clip_runs = max(10, settings.repeat // 5)
     walls, cpus = _alternate({"alone": lambda: plain.score_audio(clip),
                               "gated": lambda: gated.score_audio(clip)}, clip_runs,
                              phase("classify a clip, gate on / off"))

@@ -33,6 +33,8 @@ MAX_TRAIN_FRR = 0.005  # the threshold keeps at most this share of validation sp
 # Share of each corpus's train split held out of gate training as validation speech (by file
 # name): the epoch and the threshold are chosen on it, never on a dev or eval split.
 SPEECH_VAL_SHARE = 0.15
+# The dev splits of this many corpora (the first ones given: spoofmix) join validation speech.
+SELECTION_DEV_CORPORA = 1
 
 
 def gate_frontend_config(detector: FrontendConfig) -> FrontendConfig:
@@ -274,10 +276,21 @@ def _load_nonspeech(root: Path, rate: int) -> tuple[list[np.ndarray], list[np.nd
 def load_selection_sets(speech_roots: list[Path], nonspeech_root: Path, rate: int,
                         cache_dir: Path | None, log: Callable[[str], None]
                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Validation speech (held out of the train splits) and validation non-speech: model
-    selection and the threshold use these."""
-    log("loading speech (validation part of the train splits)")
+    """Validation speech and validation non-speech: model selection and the threshold use these.
+
+    Validation speech is the held-out part of every corpus's train split and the dev split of
+    the first corpus (spoofmix: its many spoken letters and digits are the hardest speech for
+    the gate). The extra corpus's dev split is left out: it is the detector's selection split
+    and one of the sets the gate is measured on, with spoofmix eval."""
+    from host_training.datasets import load_split
+    from host_training.waveforms import load_waveforms
+
+    log("loading speech (validation part of the train splits, and spoofmix dev)")
     val_speech = _load_speech(speech_roots, "val", rate, cache_dir, log)
+    for root in speech_roots[:SELECTION_DEV_CORPORA]:
+        utterances = load_split(root, "dev")
+        log(f"  {root} dev: {len(utterances)} speech clips")
+        val_speech += load_waveforms(utterances, rate, cache_dir)
     _, val_nonspeech = _load_nonspeech(nonspeech_root, rate)
     return val_speech, val_nonspeech
 
@@ -498,9 +511,7 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
                             0.5, {"role": ROLE_SPEECH})
     card_path.write_text(json.dumps(provisional.to_dict(), indent=2))
     int8 = SpeechModel(out_path)
-    frontend = Frontend(gate_config)
-    speech = clip_speech_scores(int8.score_window, val_speech, frontend)
-    val = clip_speech_scores(int8.score_window, val_nonspeech, frontend)
+    threshold, source, validation = selection_threshold(int8, val_speech, val_nonspeech)
 
     def float_score(features: np.ndarray) -> float:
         return float(model(features[None, :, :, None], training=False)[0, 0])
@@ -508,7 +519,6 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
     sample = representative[:200]
     float_scores = np.array([float_score(f) for f in sample])
     int8_scores = int8.score_windows(sample)
-    threshold, source = choose_threshold(speech, val)
     extra = {
         "role": ROLE_SPEECH,
         "name": "edge-detect speech gate (speech / no speech)",
@@ -525,12 +535,7 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
             "mean_abs_score_difference": float(np.mean(np.abs(float_scores - int8_scores))),
         },
         "threshold_source": source,
-        "validation": {
-            "val_speech_clips": len(speech), "val_speech_frr": float(np.mean(speech < threshold)),
-            "val_nonspeech_clips": len(val),
-            "val_nonspeech_far": float(np.mean(val >= threshold)),
-            "val_nonspeech_max_score": float(np.max(val)),
-        },
+        "validation": validation,
         "metrics": {},
     }
     card = ModelCard(out_path.name, sha256_of(out_path), gate_config, input_q, output_q,
@@ -539,3 +544,51 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.1f} KiB) and {card_path.name}; "
         f"threshold {threshold:.4f} ({source})")
     return card.to_dict()
+
+
+def selection_threshold(gate: SpeechModel, val_speech: list[np.ndarray],
+                        val_nonspeech: list[np.ndarray]) -> tuple[float, str, dict[str, Any]]:
+    """The int8 gate's threshold on the selection sets (``choose_threshold``), its source and
+    what it does there, as the card records them."""
+    frontend = Frontend(gate.frontend_config)
+    speech = clip_speech_scores(gate.score_window, val_speech, frontend)
+    nonspeech = clip_speech_scores(gate.score_window, val_nonspeech, frontend)
+    threshold, source = choose_threshold(speech, nonspeech)
+    return threshold, source, {
+        "val_speech_clips": len(speech), "val_speech_frr": float(np.mean(speech < threshold)),
+        "val_nonspeech_clips": len(nonspeech),
+        "val_nonspeech_far": float(np.mean(nonspeech >= threshold)),
+        "val_nonspeech_max_score": float(np.max(nonspeech)),
+    }
+
+
+def rethreshold_gate(gate_path: Path, speech_roots: list[Path], nonspeech_root: Path,
+                     cache_dir: Path | None, dev_only: bool,
+                     log: Callable[[str], None] = print) -> tuple[float, str]:
+    """Chooses an exported gate's threshold again on the selection sets and writes it on its
+    card. ``dev_only``: validation speech is spoofmix dev alone, for a gate trained on whole
+    train splits (before the validation slice of ``speech_part`` was held out)."""
+    from edge_runtime.model import card_path_for
+
+    gate = SpeechModel(gate_path)
+    rate = gate.frontend_config.sample_rate
+    if dev_only:
+        from host_training.datasets import load_split
+        from host_training.waveforms import load_waveforms
+
+        _, val_nonspeech = _load_nonspeech(nonspeech_root, rate)
+        val_speech = []
+        for root in speech_roots[:SELECTION_DEV_CORPORA]:
+            val_speech += load_waveforms(load_split(root, "dev"), rate, cache_dir)
+    else:
+        val_speech, val_nonspeech = load_selection_sets(speech_roots, nonspeech_root, rate,
+                                                        cache_dir, log)
+    threshold, source, validation = selection_threshold(gate, val_speech, val_nonspeech)
+    if dev_only:
+        source += " (validation speech: spoofmix dev alone)"
+    card_path = card_path_for(gate_path)
+    card = json.loads(card_path.read_text())
+    card.update(threshold=threshold, threshold_source=source, validation=validation)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    log(f"{card_path}: threshold {threshold:.4f} ({source}); validation {validation}")
+    return threshold, source

@@ -105,3 +105,19 @@ def test_gate_selection_speech_is_a_fixed_slice_of_the_train_splits() -> None:
     cut = [nonspeech.file_split(Path(p.name + "#val"), test_share=0.15) == "test"
            for p in names]
     assert cut != [part == "val" for part in parts]
+
+
+def test_gate_threshold_without_the_non_speech_set_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge_runtime.errors import EXIT_INPUT_ERROR
+    from edge_runtime.model import default_speech_model_path
+    from host_training.cli import main
+
+    card = default_speech_model_path().with_suffix(".json")
+    before = card.read_bytes()
+    result = CliRunner().invoke(main, ["gate", "threshold", "--dev-only", "--nonspeech",
+                                       str(tmp_path / "missing"), "--speech", str(tmp_path)])
+    assert result.exit_code == EXIT_INPUT_ERROR, result.output
+    assert "edge-train: error:" in result.output and "Traceback" not in result.output
+    assert card.read_bytes() == before  # the card is untouched
