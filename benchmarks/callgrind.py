@@ -10,6 +10,8 @@ of instructions executed does not. Counts per window, each over N calls in one p
 - front end: ``Frontend.window_features`` is called through a ctypes callback, so collection can
   be toggled on libffi's ``ffi_call``, which nothing else in the process calls meanwhile. This
   count includes the Python interpreter's own work inside the front end.
+- whole clips: a 30 s clip through ``ClipScorer`` (as classify) and ``LiveDetector`` (as run,
+  0.5 s hop), each without and with the speech gate on its schedule, through the same callback.
 
 valgrind reports its own CPU model to the guest, so XNNPACK picks the kernels valgrind's CPU
 supports (AVX2 here, not AVX-512): compare counts from the same valgrind and host only.
@@ -58,7 +60,7 @@ else:
         step = lambda: frontend.window_features(window)
     elif sys.argv[3] == "window":  # what classify does per window without the speech gate
         step = lambda: model.score_window(frontend.window_features(window))
-    else:  # "window+gate": one STFT, the gate's bands pooled from it, both models
+    elif sys.argv[3] == "window+gate":  # one STFT, the gate's bands pooled from it, both models
         from edge_runtime.speech_presence import SpeechPresence
         gate = SpeechPresence.load(model.frontend_config, num_threads=1)
         gate.score_power(frontend.power_frames(window))
@@ -66,6 +68,25 @@ else:
             power = frontend.power_frames(window)
             gate.score_power(power)
             model.score_window(frontend.normalize(frontend.log_bands(power)))
+    else:  # "clip", "clip+gate", "stream", "stream+gate": a whole clip as classify / run take it
+        from edge_runtime.bench import CLIP_SECONDS
+        from edge_runtime.clip import ClipScorer
+        from edge_runtime.speech_presence import SpeechPresence
+        from edge_runtime.stream import LiveDetector, SpeechGate
+        config = model.frontend_config
+        clip = speech_like(CLIP_SECONDS, config.sample_rate, seed=3)
+        gate = (SpeechPresence.load(config, num_threads=1) if sys.argv[3].endswith("+gate")
+                else None)
+        if sys.argv[3].startswith("clip"):
+            scorer = ClipScorer(model, speech=gate)
+            step = lambda: scorer.score_audio(clip)
+        else:
+            def step():
+                detector = LiveDetector(model, config, 0.5, speech=gate,
+                                        gate=SpeechGate(config.sample_rate, kind="off"),
+                                        max_utterance=2 * CLIP_SECONDS)
+                detector.push(clip)
+                detector.flush()
     step()  # first calls (allocations, kernel set-up) are not counted
     callback = ctypes.CFUNCTYPE(None)(step)
     for _ in range(windows):
@@ -113,6 +134,10 @@ def measure(model: str | None = None, windows: int = 5) -> dict:
     frontend = count(model, windows, "frontend")
     window = count(model, windows, "window")
     gated = count(model, windows, "window+gate")
+    # Whole 30 s clips (one call each), as classify and run score them, gate off and on (on its
+    # schedule: every second window of classify, one window in eight of run at a 0.5 s hop).
+    clips = {what: count(model, 1, what)
+             for what in ("clip", "clip+gate", "stream", "stream+gate")}
     return {
         "valgrind": version,
         "windows": windows,
@@ -125,6 +150,12 @@ def measure(model: str | None = None, windows: int = 5) -> dict:
         "window_instructions": window / windows,
         "window_with_gate_instructions": gated / windows,
         "gate_cost_ratio": gated / window,
+        "clip_instructions": clips["clip"],
+        "clip_with_gate_instructions": clips["clip+gate"],
+        "clip_gate_cost_ratio": clips["clip+gate"] / clips["clip"],
+        "stream_instructions": clips["stream"],
+        "stream_with_gate_instructions": clips["stream+gate"],
+        "stream_gate_cost_ratio": clips["stream+gate"] / clips["stream"],
         "interpreter_threads": 1,
     }
 

@@ -15,7 +15,8 @@ Two input policies live here because they are about what can be scored honestly:
   the recording. With a speech gate, a clip with no window left is "no speech"; without one,
   it is refused with an AudioError ("no signal").
 
-With a speech gate (``SpeechPresence``) each scored window also gets a speech probability,
+With a speech gate (``SpeechPresence``) the windows its schedule picks (``GateSchedule``:
+every second one, the last one and any after a silent one) also get a speech probability,
 computed from the same STFT frames; a clip whose mean speech probability is below the gate's
 threshold is labelled ``nospeech`` whatever its spoof score.
 """
@@ -23,7 +24,7 @@ threshold is labelled ``nospeech`` whatever its spoof score.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,10 +33,18 @@ from edge_runtime.audio import DCBlocker, display_path, stream_audio, stream_win
 from edge_runtime.errors import AudioError
 from edge_runtime.frontend import Frontend
 from edge_runtime.model import SpoofModel
-from edge_runtime.speech_presence import NOSPEECH, SpeechPresence, label_for
+from edge_runtime.speech_presence import (
+    NOSPEECH,
+    GateSchedule,
+    SpeechPresence,
+    gate_stride,
+    label_for,
+)
 
 # One step of 16-bit audio: quieter than this is silence in any recording format we read.
 NO_SIGNAL_PEAK = 2.0**-15
+# Windows of a clip start this share of a window apart (50 % overlap).
+CLIP_HOP_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -53,11 +62,24 @@ def has_signal(window: np.ndarray) -> bool:
     return bool(np.max(np.abs(window)) > NO_SIGNAL_PEAK)
 
 
+def _with_last(windows: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
+    """Each window with whether it is the last one (one window of lookahead: the windows of
+    ``stream_windows`` stay valid after the next is taken)."""
+    previous: np.ndarray | None = None
+    for window in windows:
+        if previous is not None:
+            yield previous, False
+        previous = window
+    if previous is not None:
+        yield previous, True
+
+
 class ClipScorer:
     """Scores files or arrays with one model; a clip's score is the mean over its windows."""
 
     def __init__(self, model: SpoofModel, threshold: float | None = None,
-                 hop_fraction: float = 0.5, speech: SpeechPresence | None = None) -> None:
+                 hop_fraction: float = CLIP_HOP_FRACTION,
+                 speech: SpeechPresence | None = None) -> None:
         self.model = model
         self.speech = speech
         self.frontend = Frontend(model.frontend_config)
@@ -73,12 +95,17 @@ class ClipScorer:
         scores: list[float] = []
         speech_scores: list[float] = []
         silent = 0
-        windows = stream_windows(blocks, self.frontend.config.window_samples, self.hop_samples)
-        for window in windows:
+        window_samples = self.frontend.config.window_samples
+        windows = stream_windows(blocks, window_samples, self.hop_samples)
+        schedule = (GateSchedule(gate_stride(window_samples, self.hop_samples))
+                    if self.speech is not None else None)
+        for window, last in _with_last(windows):
             if not has_signal(window):
                 silent += 1
+                if schedule is not None:
+                    schedule.skip()
                 continue
-            if self.speech is None:
+            if schedule is None or not schedule.due(last):
                 features = self.frontend.window_features(window)
             else:
                 # One STFT for both models: the gate pools the detector's power frames.

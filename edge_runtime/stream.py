@@ -18,7 +18,14 @@ import numpy as np
 from edge_runtime.audio import fit_to_window
 from edge_runtime.defaults import DEFAULT_HOP_SECONDS
 from edge_runtime.frontend import Frontend, FrontendConfig
-from edge_runtime.speech_presence import BONAFIDE, NOSPEECH, SPOOF, SpeechPresence
+from edge_runtime.speech_presence import (
+    BONAFIDE,
+    NOSPEECH,
+    SPOOF,
+    GateSchedule,
+    SpeechPresence,
+    gate_stride,
+)
 
 if TYPE_CHECKING:
     from edge_runtime.config import Profile
@@ -113,11 +120,21 @@ class StreamingFrontend:
 
     def gate_window(self) -> np.ndarray:
         """The speech gate's normalised features of the latest full window."""
+        return self.gate_normalize(self.gate_frames())
+
+    def gate_frames(self) -> np.ndarray:
+        """A copy of the speech gate's log-band frames of the latest full window, not yet
+        normalised (cheap to keep for a window the gate may have to judge later)."""
         if self._gate_ring is None or self.gate_frontend is None:
             raise RuntimeError("this stream has no speech gate front end")
         if not self.ready:
             raise RuntimeError("not enough audio for one window yet")
-        return self.gate_frontend.normalize(self._gate_ring.latest())
+        return self._gate_ring.latest()
+
+    def gate_normalize(self, frames: np.ndarray) -> np.ndarray:
+        if self.gate_frontend is None:
+            raise RuntimeError("this stream has no speech gate front end")
+        return self.gate_frontend.normalize(frames)
 
     def latest_frames(self) -> np.ndarray:
         """Raw log-band frames currently in the ring (fewer than a window at the start)."""
@@ -320,16 +337,19 @@ class WindowScorer(Protocol):
 class LiveDetector:
     """Chunks of mono float32 audio in, DetectionEvents out.
 
-    Per 10 ms block: the gate judges it, the utterance state machine advances, the streaming
-    front end takes it. Every ``hop`` seconds, if an utterance is open and a whole window has
-    arrived, the latest window is scored. An utterance closes after ``hangover`` seconds of
-    silence, at ``max_utterance`` seconds or at the end of the stream, and gets one decision.
+    Per 10 ms block: the gate judges it, the utterance state machine advances; the streaming
+    front end takes the blocks a hop at a time (``_frame_pending``). Every ``hop`` seconds, if
+    an utterance is open and a whole window has arrived, the latest window is scored. An
+    utterance closes after ``hangover`` seconds of silence, at ``max_utterance`` seconds or at
+    the end of the stream, and gets one decision.
     Results do not depend on how the audio is cut into chunks.
 
-    With ``speech`` (the speech gate), every scored window also gets a speech probability, and
-    an utterance whose mean speech probability is below the gate's threshold is decided
-    "nospeech" whatever its spoof score: the energy gate opens utterances for any loud sound,
-    the speech gate says whether one held speech.
+    With ``speech`` (the speech gate), the scored windows its schedule picks get a speech
+    probability (the first of an utterance, then one window length apart, the end-aligned last
+    one, and at the decision the last scored window if it was not gated, so gated windows
+    cover the whole utterance), and an utterance whose mean speech probability is below the
+    gate's threshold is decided "nospeech" whatever its spoof score: the energy gate opens
+    utterances for any loud sound, the speech gate says whether one held speech.
 
     With ``owner`` (an enrolled owner and the speaker embedder), a bona fide utterance is
     embedded once, at its decision, and is "notowner" unless it matches the owner
@@ -348,6 +368,9 @@ class LiveDetector:
         self.stream = StreamingFrontend(frontend_config,
                                         speech.frontend if speech is not None else None)
         self._speech_scores: list[float] = []
+        # The gate's frames of the last scored window when the schedule skipped it: judged at
+        # the decision if no gated window came after it.
+        self._ungated_frames: np.ndarray | None = None
         self.config = self.stream.config
         rate = self.config.sample_rate
         self.threshold = threshold
@@ -359,6 +382,9 @@ class LiveDetector:
             raise ValueError("gate blocks and front-end hops must nest")
         # Hops are whole gate blocks so scoring happens on block boundaries.
         self.hop_blocks = max(1, round(hop_seconds * rate / self.block))
+        self._gate_schedule = (GateSchedule(gate_stride(self.config.window_samples,
+                                                        self.hop_blocks * self.block))
+                               if speech is not None else None)
         self.smoother = smoother or ScoreSmoother(threshold)
         self.min_blocks = max(1, round(min_speech * rate / self.block))
         self.hangover_blocks = max(1, round(hangover * rate / self.block))
@@ -368,6 +394,9 @@ class LiveDetector:
                                + self.hangover_blocks * self.block)
         self._recent: deque[bool] = deque(maxlen=2 * self.min_blocks)
         self._pending = np.zeros(0, dtype=np.float32)
+        # Blocks not yet framed by the streaming front end (at most one hop: _frame_pending).
+        self._unframed = np.zeros(self.hop_blocks * self.block, dtype=np.float32)
+        self._unframed_count = 0
         self._blocks = 0  # blocks since the stream (or the last reset) began
         self._origin = 0  # absolute sample index of block 0
         self._in_utterance = False
@@ -396,9 +425,13 @@ class LiveDetector:
     def _step(self, block: np.ndarray) -> list[DetectionEvent]:
         events: list[DetectionEvent] = []
         speech = self.gate.block_is_speech(block)
-        self.stream.push(block)
+        self._unframed[self._unframed_count * self.block :
+                       (self._unframed_count + 1) * self.block] = block
+        self._unframed_count += 1
         self.audio.extend(block)
         self._blocks += 1
+        if self._blocks % self.hop_blocks == 0:
+            self._frame_pending()
         self._recent.append(speech)
         if speech:
             self._last_speech_block = self._blocks
@@ -423,16 +456,34 @@ class LiveDetector:
             self._reset_scores()
         return events
 
+    def _frame_pending(self) -> None:
+        """Hands the blocks taken since the last call to the streaming front end in one push.
+
+        Framing a hop's blocks at once gives the same frames as block by block (the stream
+        does not depend on how audio is cut), for one call per hop instead of one per 10 ms
+        block; the stream is brought up to date on the hop grid, where windows are scored, and
+        before every decision."""
+        if self._unframed_count:
+            self.stream.push(self._unframed[: self._unframed_count * self.block])
+            self._unframed_count = 0
+
     def _reset_scores(self) -> None:
         self.smoother.reset()
         self._speech_scores = []
+        self._ungated_frames = None
+        if self._gate_schedule is not None:
+            self._gate_schedule.reset()
 
-    def _score_latest(self, speech: bool) -> DetectionEvent:
+    def _score_latest(self, speech: bool, last: bool = False) -> DetectionEvent:
         score = self.model.score_window(self.stream.window())
         speech_score = None
-        if self.speech is not None:
-            speech_score = self.speech.score_features(self.stream.gate_window())
-            self._speech_scores.append(speech_score)
+        if self.speech is not None and self._gate_schedule is not None:
+            if self._gate_schedule.due(last):
+                speech_score = self.speech.score_features(self.stream.gate_window())
+                self._speech_scores.append(speech_score)
+                self._ungated_frames = None
+            else:
+                self._ungated_frames = self.stream.gate_frames()
         self.windows_scored += 1
         self._last_scored_block = self._blocks
         smoothed = self.smoother.add(score)
@@ -441,6 +492,7 @@ class LiveDetector:
 
     def _decide(self, speech: bool) -> list[DetectionEvent]:
         events: list[DetectionEvent] = []
+        self._frame_pending()
         if not self.smoother.scores:
             # Shorter than one hop, or the stream is shorter than one window: score what there
             # is, repeat-padded like a short clip offline (ClipScorer does the same).
@@ -462,6 +514,12 @@ class LiveDetector:
                     self.smoother.add(score)
                     events.append(DetectionEvent(t=self._time(self._blocks), score=score,
                                                  speech=speech, speech_score=speech_score))
+        if self.speech is not None and self._ungated_frames is not None:
+            # The utterance ended on a window the schedule skipped: judge it now, so the gated
+            # windows cover the utterance to its last scored sample.
+            self._speech_scores.append(self.speech.score_features(
+                self.stream.gate_normalize(self._ungated_frames)))
+            self._ungated_frames = None
         decision = self.smoother.decision()
         self._in_utterance = False
         self._recent.clear()
@@ -499,12 +557,13 @@ class LiveDetector:
             self._pending = np.zeros(0, dtype=np.float32)
         if not self._in_utterance:
             return []
+        self._frame_pending()
         events: list[DetectionEvent] = []
         if (self.smoother.scores and self.stream.ready
                 and self._last_scored_block != self._blocks):
             # The end of the stream is not on the hop grid: one more window, aligned to the
             # end, so the last words are scored too (as ClipScorer aligns its last window).
-            events.append(self._score_latest(True))
+            events.append(self._score_latest(True, last=True))
         return events + self._decide(speech=True)
 
     @property
@@ -515,6 +574,7 @@ class LiveDetector:
         """After a gap in the audio (device reconnect): drop the open utterance and the frames."""
         self._origin = self.audio.total  # the next sample lands here in the ring
         self.stream.reset()
+        self._unframed_count = 0
         self._pending = np.zeros(0, dtype=np.float32)
         self._blocks = 0
         self._recent.clear()

@@ -154,6 +154,33 @@ def export(run_dir: Path, out_path: Path, cache_dir: Path) -> None:
 
 
 @gate.command()
+@click.option("--speech-model", "speech_model_path",
+              type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The speech gate whose card gets the threshold (default: the shipped one).")
+@nonspeech_option
+@speech_option
+@cache_option
+@click.option("--dev-only", is_flag=True,
+              help="Validation speech is spoofmix dev alone: for a gate trained on whole train "
+                   "splits, which has heard their validation part.")
+def threshold(speech_model_path: Path | None, nonspeech_root: Path,
+              speech_roots: tuple[Path, ...], cache_dir: Path, dev_only: bool) -> None:
+    """Choose the gate's threshold again on validation speech and non-speech (never on a test
+    set or the extra corpus's dev split) and write it on the gate's card."""
+    from edge_runtime.errors import EdgeDetectError
+    from edge_runtime.model import default_speech_model_path
+    from host_training.datasets import DatasetError
+    from host_training.speech_gate import rethreshold_gate
+
+    try:
+        rethreshold_gate(speech_model_path or default_speech_model_path(),
+                         _speech_roots(speech_roots), nonspeech_root, cache_dir, dev_only,
+                         log=_log)
+    except (DatasetError, EdgeDetectError, FileNotFoundError) as error:
+        _fail(str(error))
+
+
+@gate.command()
 @click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="The spoof detector (default: the shipped one).")
 @click.option("--speech-model", "speech_model_path",

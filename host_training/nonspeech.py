@@ -32,8 +32,15 @@ from host_training.voice_screen import SCREEN_FILE, read_screen, voice_keys
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "test")
+# New kinds go last: each split's clips are drawn in this order from one stream, so the clips
+# of the kinds before them stay the same.
 SYNTHETIC_KINDS = ("tone", "chirp", "dtmf", "melody", "chord", "noise", "click", "hum",
-                   "silence", "mixture")
+                   "silence", "mixture", "knock", "blip")
+# Kinds that are often one short event: half their clips are 0.1-1 s long, which the board
+# repeat-pads to a window, as it pads a spoken letter (a key press every 0.3 s is a
+# syllable-rate rhythm).
+SHORT_EVENT_KINDS = ("knock", "blip")
+SHORT_EVENT_SECONDS = (0.1, 1.0)
 # Seeds of the generators per split: the test set is never drawn from the training stream.
 SPLIT_SEEDS = {"train": 1101, "test": 2202}
 CLIP_SECONDS = (0.4, 6.0)
@@ -254,14 +261,85 @@ def silence(n: int, rng: np.random.Generator, test: bool) -> np.ndarray:
     return out + (rng.uniform(-0.01, 0.01) if rng.random() < 0.3 else 0.0)
 
 
+def _events(n: int, rng: np.random.Generator, event: Callable[[], np.ndarray]) -> np.ndarray:
+    """``event()`` once at the start, or repeated at a regular or irregular pace (typing,
+    taps, a game's blips)."""
+    out = np.zeros(n)
+    position = int(rng.uniform(0.0, 0.05) * SAMPLE_RATE)
+    single = rng.random() < 0.4
+    period = rng.uniform(0.08, 0.8)
+    regular = rng.random() < 0.4
+    while position < n:
+        sound = event()
+        end = min(n, position + sound.shape[0])
+        out[position:end] += sound[: end - position] * rng.uniform(0.4, 1.0)
+        if single:
+            break
+        step = period if regular else rng.uniform(0.3, 1.7) * period
+        position += int(step * SAMPLE_RATE) + 1
+    if rng.random() < 0.7:  # a recording's noise floor between the events
+        floor = coloured_noise(n, float(rng.uniform(0.0, 2.0)), rng).astype(np.float64)
+        out += floor / (np.max(np.abs(floor)) + 1e-12) * np.max(np.abs(out)) * 10 ** (
+            rng.uniform(-60, -25) / 20)
+    return out
+
+
+def knock(n: int, rng: np.random.Generator, test: bool) -> np.ndarray:
+    """Mechanical clicks that ring: key presses, taps, switches, knocks. A short noise burst
+    excites a few damped resonances (a key's plastic, a table's wood)."""
+    count = int(rng.integers(1, 5))
+    freqs = np.exp(rng.uniform(np.log(150.0), np.log(6000.0), size=count))
+    decays = rng.uniform(0.004, 0.08, size=count)
+    gains = rng.uniform(0.2, 1.0, size=count)
+
+    def event() -> np.ndarray:
+        length = int(0.25 * SAMPLE_RATE)
+        t = np.arange(length) / SAMPLE_RATE
+        burst_length = max(2, int(rng.uniform(0.0005, 0.006) * SAMPLE_RATE))
+        out = np.zeros(length)
+        out[:burst_length] = rng.standard_normal(burst_length) * rng.uniform(0.1, 1.0)
+        jitter = rng.uniform(0.97, 1.03, size=count)  # no two presses quite alike
+        for freq, decay, gain, shift in zip(freqs, decays, gains, jitter, strict=True):
+            out += gain * np.exp(-t / decay) * np.sin(2 * np.pi * freq * shift * t
+                                                      + rng.uniform(0, 6))
+        return out
+
+    return _events(n, rng, event)
+
+
+def blip(n: int, rng: np.random.Generator, test: bool) -> np.ndarray:
+    """Short pitched sounds that glide, rich in harmonics: a game's blips, whoops and jingles
+    (a voice glides too, but has no steady spectrum envelope like these)."""
+    shape = str(rng.choice(["sine", "square", "saw", "triangle"]))
+    low, high = (100.0, 1600.0) if not test else (80.0, 2400.0)
+
+    def event() -> np.ndarray:
+        length = max(2, int(rng.uniform(0.05, 0.6) * SAMPLE_RATE))
+        t = np.arange(length) / SAMPLE_RATE
+        start = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        end = start * float(np.exp(rng.uniform(np.log(0.4), np.log(2.5))))
+        freq = start * (end / start) ** (t / t[-1])
+        if rng.random() < 0.3:  # a wobble
+            freq = freq * (1 + rng.uniform(0.01, 0.06) * np.sin(2 * np.pi * rng.uniform(4, 12)
+                                                                 * t))
+        phase = 2 * np.pi * np.cumsum(freq) / SAMPLE_RATE
+        return _oscillator(phase, shape) * _envelope(length, rng)
+
+    return _events(n, rng, event)
+
+
 GENERATORS: dict[str, Callable[[int, np.random.Generator, bool], np.ndarray]] = {
     "tone": tone, "chirp": chirp, "dtmf": dtmf, "melody": melody, "chord": chord,
     "noise": noise, "click": click, "hum": hum, "silence": silence,
+    "knock": knock, "blip": blip,
 }
+# What a mixture draws from: the kinds of the first set, a mixture itself included (fixed, so
+# its clips stay the same as they were before later kinds were added).
+MIXABLE_KINDS = ("tone", "chirp", "dtmf", "melody", "chord", "noise", "click", "hum", "mixture")
 
 
 def mixture(n: int, rng: np.random.Generator, test: bool) -> np.ndarray:
-    kinds = rng.choice([k for k in GENERATORS if k != "silence"], size=2, replace=False)
+    kinds = rng.choice(list(MIXABLE_KINDS), size=2, replace=False)
     first, second = (_normalized(GENERATORS[str(k)](n, rng, test)) for k in kinds)
     return first + second * 10 ** (rng.uniform(-20, 0) / 20)
 
@@ -277,7 +355,9 @@ def _normalized(audio: np.ndarray) -> np.ndarray:
 def synthetic_clip(kind: str, rng: np.random.Generator, test: bool = False,
                    seconds: float | None = None) -> np.ndarray:
     """One generated clip of ``kind`` at 16 kHz, peak between -30 and -1 dBFS (silence lower)."""
-    seconds = seconds if seconds is not None else float(rng.uniform(*CLIP_SECONDS))
+    if seconds is None:
+        short = kind in SHORT_EVENT_KINDS and rng.random() < 0.5
+        seconds = float(rng.uniform(*(SHORT_EVENT_SECONDS if short else CLIP_SECONDS)))
     n = max(1, int(seconds * SAMPLE_RATE))
     audio = GENERATORS[kind](n, rng, test)
     if kind != "silence":
@@ -429,6 +509,22 @@ def _write(path: Path, audio: np.ndarray) -> None:
     temporary.replace(path)
 
 
+def write_generated(out: Path, counts: BuildCounts = DEFAULT_COUNTS,
+                    log: Callable[[str], None] = print) -> list[NonSpeechClip]:
+    """The generated clips of both splits, under ``out/<split>/<kind>/``."""
+    clips: list[NonSpeechClip] = []
+    for split in SPLITS:
+        rng = np.random.default_rng(SPLIT_SEEDS[split])
+        for kind in SYNTHETIC_KINDS:
+            for index in range(counts.synthetic_per_kind[split]):
+                path = out / split / kind / f"{kind}-{index:05d}.flac"
+                _write(path, synthetic_clip(kind, rng, test=split == "test"))
+                clips.append(NonSpeechClip(split, kind, f"generator {kind} seed "
+                                           f"{SPLIT_SEEDS[split]}", path))
+        log(f"{split}: {len(SYNTHETIC_KINDS) * counts.synthetic_per_kind[split]} generated clips")
+    return clips
+
+
 def build_nonspeech(out: Path, counts: BuildCounts = DEFAULT_COUNTS,
                     log: Callable[[str], None] = print,
                     packages_root: Path | None = DEFAULT_SOUND_PACKAGES,
@@ -440,16 +536,7 @@ def build_nonspeech(out: Path, counts: BuildCounts = DEFAULT_COUNTS,
     screened = ({r.key for r in read_screen(voice_screen)} if voice_screen.is_file()
                 else None)
 
-    clips: list[NonSpeechClip] = []
-    for split in SPLITS:
-        rng = np.random.default_rng(SPLIT_SEEDS[split])
-        for kind in SYNTHETIC_KINDS:
-            for index in range(counts.synthetic_per_kind[split]):
-                path = out / split / kind / f"{kind}-{index:05d}.flac"
-                _write(path, synthetic_clip(kind, rng, test=split == "test"))
-                clips.append(NonSpeechClip(split, kind, f"generator {kind} seed "
-                                           f"{SPLIT_SEEDS[split]}", path))
-        log(f"{split}: {len(SYNTHETIC_KINDS) * counts.synthetic_per_kind[split]} generated clips")
+    clips = write_generated(out, counts, log)
 
     if fluidsynth_available():
         midis = midi_files()

@@ -29,7 +29,12 @@ from host_training.features import random_window
 GATE_BANDS = 32
 GATE_FMIN = 50.0
 SHORT_CROP_SECONDS = (0.3, 1.5)  # letters and digits are this short
-MAX_TRAIN_FRR = 0.005  # the threshold keeps at most this share of dev speech out
+MAX_TRAIN_FRR = 0.005  # the threshold keeps at most this share of validation speech out
+# Share of each corpus's train split held out of gate training as validation speech (by file
+# name): the epoch and the threshold are chosen on it, never on a dev or eval split.
+SPEECH_VAL_SHARE = 0.15
+# The dev splits of this many corpora (the first ones given: spoofmix) join validation speech.
+SELECTION_DEV_CORPORA = 1
 
 
 def gate_frontend_config(detector: FrontendConfig) -> FrontendConfig:
@@ -43,13 +48,15 @@ def gate_frontend_config(detector: FrontendConfig) -> FrontendConfig:
 @dataclass(frozen=True)
 class GateModelConfig:
     time_pool: int = 2  # average pairs of 10 ms frames first: speech presence needs no finer
-    channels: tuple[int, ...] = (8, 16, 24, 32)
-    dense_units: int = 16
+    # The shipped gate's: chosen on validation against (8, 16, 24, 32) / 16 and others
+    # (speech_gate.md).
+    channels: tuple[int, ...] = (12, 24, 32, 48)
+    dense_units: int = 24
 
 
 @dataclass(frozen=True)
 class GateTrainConfig:
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 128
     learning_rate: float = 3e-3
     seed: int = 0
@@ -155,16 +162,23 @@ def nonspeech_windows(waves: list[np.ndarray], frontend: Frontend, config: GateT
 
 def clip_windows_of(waves: list[np.ndarray], frontend: Frontend
                     ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Every window the board scores (digital silence skipped), each one's clip index, and
-    the clip count: scoring them in batches is much cheaper than clip by clip."""
+    """Every window the board's gate scores (``GateSchedule``: digital silence skipped), each
+    one's clip index, and the clip count: scoring them in batches is much cheaper than clip by
+    clip."""
     from edge_runtime.audio import split_windows
-    from edge_runtime.clip import has_signal
+    from edge_runtime.clip import CLIP_HOP_FRACTION, has_signal
+    from edge_runtime.speech_presence import GateSchedule, gate_stride
 
     window = frontend.config.window_samples
+    hop = max(1, int(window * CLIP_HOP_FRACTION))  # as ClipScorer cuts a clip
     features, owners = [], []
     for index, wave in enumerate(waves):
-        for chunk in split_windows(wave, window, window // 2):
-            if has_signal(chunk):
+        schedule = GateSchedule(gate_stride(window, hop))
+        chunks = split_windows(wave, window, hop)
+        for number, chunk in enumerate(chunks):
+            if not has_signal(chunk):
+                schedule.skip()
+            elif schedule.due(last=number == len(chunks) - 1):
                 features.append(frontend.window_features(chunk).astype(np.float16))
                 owners.append(index)
     shape = (0, *frontend.config.feature_shape)
@@ -191,7 +205,7 @@ def choose_threshold(speech: np.ndarray, nonspeech: np.ndarray,
                      max_frr: float = MAX_TRAIN_FRR) -> tuple[float, str]:
     """The speech threshold: in the gap between non-speech and speech where there is one.
 
-    The highest threshold that keeps at most ``max_frr`` of dev speech out is the bound; if
+    The highest threshold that keeps at most ``max_frr`` of validation speech out is the bound; if
     every validation non-speech clip scores below it, the threshold sits in the middle of the
     gap, otherwise at the bound (and the validation false accepts are reported).
     """
@@ -200,8 +214,8 @@ def choose_threshold(speech: np.ndarray, nonspeech: np.ndarray,
     if top_nonspeech < bound:
         return (top_nonspeech + bound) / 2, (
             f"middle of the gap between the highest validation non-speech clip "
-            f"({top_nonspeech:.4f}) and the {max_frr:.1%} dev speech quantile ({bound:.4f})")
-    return bound, f"{max_frr:.1%} quantile of dev speech clip scores (gap closed)"
+            f"({top_nonspeech:.4f}) and the {max_frr:.1%} validation speech quantile ({bound:.4f})")
+    return bound, f"{max_frr:.1%} quantile of validation speech clip scores (gap closed)"
 
 
 # --- training -----------------------------------------------------------------------------
@@ -210,22 +224,38 @@ def choose_threshold(speech: np.ndarray, nonspeech: np.ndarray,
 class GateData:
     train_x: np.ndarray  # float16 feature windows: half the memory, features lose nothing
     train_y: np.ndarray
-    dev_speech: list[np.ndarray]
+    val_speech: list[np.ndarray]
     val_nonspeech: list[np.ndarray]
     train_nonspeech_count: int
     train_speech_count: int
 
 
-def _load_speech(roots: list[Path], split: str, rate: int, cache_dir: Path | None,
+def speech_part(path: Path) -> str:
+    """"train" or "val" for a clip of a corpus's train split, fixed by its file name: the gate's
+    selection speech comes from the train splits, so every dev and eval split stays unseen."""
+    from host_training.nonspeech import file_split
+
+    held_out = file_split(Path(path.name + "#gate-val"), test_share=SPEECH_VAL_SHARE) == "test"
+    return "val" if held_out else "train"
+
+
+def _load_speech(roots: list[Path], part: str, rate: int, cache_dir: Path | None,
                  log: Callable[[str], None]) -> list[np.ndarray]:
+    """Speech clips of the corpora's train splits: the training part or the validation part
+    (``speech_part``)."""
     from host_training.datasets import load_split
     from host_training.waveforms import load_waveforms
 
     waves: list[np.ndarray] = []
     for root in roots:
-        utterances = load_split(root, split)
-        log(f"  {root} {split}: {len(utterances)} speech clips")
-        waves += load_waveforms(utterances, rate, cache_dir)
+        utterances = load_split(root, "train")
+        chosen = [index for index, u in enumerate(utterances)
+                  if speech_part(Path(u.path)) == part]
+        log(f"  {root} train, {part} part: {len(chosen)} of {len(utterances)} speech clips")
+        # Decoded once for the whole split (the cache is keyed by the clip list), then picked.
+        every = load_waveforms(utterances, rate, cache_dir)
+        waves += [every[index] for index in chosen]
+        del every
     return waves
 
 
@@ -246,11 +276,23 @@ def _load_nonspeech(root: Path, rate: int) -> tuple[list[np.ndarray], list[np.nd
 def load_selection_sets(speech_roots: list[Path], nonspeech_root: Path, rate: int,
                         cache_dir: Path | None, log: Callable[[str], None]
                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Dev speech and validation non-speech: model selection and the threshold use these."""
-    log("loading speech (dev)")
-    dev_speech = _load_speech(speech_roots, "dev", rate, cache_dir, log)
+    """Validation speech and validation non-speech: model selection and the threshold use these.
+
+    Validation speech is the held-out part of every corpus's train split and the dev split of
+    the first corpus (spoofmix: its many spoken letters and digits are the hardest speech for
+    the gate). The extra corpus's dev split is left out: it is the detector's selection split
+    and one of the sets the gate is measured on, with spoofmix eval."""
+    from host_training.datasets import load_split
+    from host_training.waveforms import load_waveforms
+
+    log("loading speech (validation part of the train splits, and spoofmix dev)")
+    val_speech = _load_speech(speech_roots, "val", rate, cache_dir, log)
+    for root in speech_roots[:SELECTION_DEV_CORPORA]:
+        utterances = load_split(root, "dev")
+        log(f"  {root} dev: {len(utterances)} speech clips")
+        val_speech += load_waveforms(utterances, rate, cache_dir)
     _, val_nonspeech = _load_nonspeech(nonspeech_root, rate)
-    return dev_speech, val_nonspeech
+    return val_speech, val_nonspeech
 
 
 def prepare_data(detector: FrontendConfig, speech_roots: list[Path], nonspeech_root: Path,
@@ -267,9 +309,9 @@ def prepare_data(detector: FrontendConfig, speech_roots: list[Path], nonspeech_r
         with np.load(cached) as stored:
             x, y = stored["x"], stored["y"]
             counts = stored["counts"]
-        dev_speech, val_nonspeech = load_selection_sets(speech_roots, nonspeech_root, rate,
+        val_speech, val_nonspeech = load_selection_sets(speech_roots, nonspeech_root, rate,
                                                         cache_dir, log)
-        return GateData(x, y, dev_speech, val_nonspeech, int(counts[1]), int(counts[0]))
+        return GateData(x, y, val_speech, val_nonspeech, int(counts[1]), int(counts[0]))
     data = _compute_data(frontend, speech_roots, nonspeech_root, config, cache_dir, log)
     if cached is not None:
         temporary = cached.with_suffix(".tmp.npz")
@@ -301,7 +343,7 @@ def _compute_data(frontend: Frontend, speech_roots: list[Path], nonspeech_root: 
     nonspeech, _ = _load_nonspeech(nonspeech_root, rate)
     backgrounds = [w for w in nonspeech if w.shape[0] > rate]
     log("loading speech (train)")
-    speech = _load_speech(speech_roots, "train", rate, cache_dir, log)
+    speech = _load_speech(speech_roots, "train", rate, cache_dir, log)  # the training part
     log(f"computing features: {len(speech)} speech, {len(nonspeech)} non-speech clips")
     started = time.monotonic()
     speech_x = speech_windows(speech, frontend, config, rng, backgrounds,
@@ -314,9 +356,9 @@ def _compute_data(frontend: Frontend, speech_roots: list[Path], nonspeech_root: 
     x = np.concatenate([speech_x, nonspeech_x])
     y = np.concatenate([np.ones(len(speech_x)), np.zeros(len(nonspeech_x))]).astype(np.float32)
     del speech_x, nonspeech_x
-    dev_speech, val_nonspeech = load_selection_sets(speech_roots, nonspeech_root, rate,
+    val_speech, val_nonspeech = load_selection_sets(speech_roots, nonspeech_root, rate,
                                                     cache_dir, log)
-    return GateData(x, y, dev_speech, val_nonspeech, len(nonspeech), speech_count)
+    return GateData(x, y, val_speech, val_nonspeech, len(nonspeech), speech_count)
 
 
 REPRESENTATIVE_FILE = "representative.npy"  # int8 calibration windows saved for export
@@ -350,7 +392,7 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
     weights = np.where(data.train_y > 0.5, 0.5 / positives, 0.5 / (1 - positives))
     best: dict[str, Any] = {"score": None, "epoch": None}
     history = []
-    dev_windows = clip_windows_of(data.dev_speech, frontend)
+    val_speech_windows = clip_windows_of(data.val_speech, frontend)
     val_windows = clip_windows_of(data.val_nonspeech, frontend)
 
     def clip_scores(windows: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
@@ -362,18 +404,18 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
     def consider(epoch: int | str, loss: float | None, seconds: float) -> None:
         """Scores the model as it is now; keeps it if it is the best so far."""
         nonlocal best
-        dev = clip_scores(dev_windows)
+        speech = clip_scores(val_speech_windows)
         val = clip_scores(val_windows)
-        threshold, _ = choose_threshold(dev, val)
-        frr = float(np.mean(dev < threshold))
+        threshold, _ = choose_threshold(speech, val)
+        frr = float(np.mean(speech < threshold))
         far = float(np.mean(val >= threshold))
-        # The margin between validation non-speech and dev speech (negative: they overlap).
-        gap = float(np.quantile(dev, MAX_TRAIN_FRR, method="lower") - np.max(val))
-        record = {"epoch": epoch, "loss": loss, "dev_speech_frr": frr,
+        # The margin between validation non-speech and validation speech (negative: they overlap).
+        gap = float(np.quantile(speech, MAX_TRAIN_FRR, method="lower") - np.max(val))
+        record = {"epoch": epoch, "loss": loss, "val_speech_frr": frr,
                   "val_nonspeech_far": far, "gap": gap, "seconds": round(seconds, 1)}
         history.append(record)
         log(f"epoch {epoch}: loss {loss if loss is not None else float('nan'):.4f}  gap "
-            f"{gap:+.4f}  dev speech FRR {frr:.2%}  val non-speech FAR {far:.2%}  "
+            f"{gap:+.4f}  val speech FRR {frr:.2%}  val non-speech FAR {far:.2%}  "
             f"({record['seconds']} s)")
         # Selection: fewest validation non-speech clips passing, then the widest gap.
         score = (-far, gap)
@@ -381,7 +423,7 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
             best = {"score": score, "epoch": epoch}
             model.save(run_dir / "best.keras")
             np.save(run_dir / "val_scores.npy", val)  # which validation clips are hard
-            np.save(run_dir / "dev_scores.npy", dev)
+            np.save(run_dir / "val_speech_scores.npy", speech)
 
     swa: list[list[np.ndarray]] = []
     for epoch in range(1, config.epochs + 1):
@@ -410,7 +452,7 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
         "train_windows": len(data.train_y),
         "train_speech_clips": data.train_speech_count,
         "train_nonspeech_clips": data.train_nonspeech_count,
-        "dev_speech_clips": len(data.dev_speech),
+        "val_speech_clips": len(data.val_speech),
         "val_nonspeech_clips": len(data.val_nonspeech),
     }
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -429,7 +471,7 @@ ALLOWED_TENSOR_TYPES = {"int8", "int32"}
 def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
                 log: Callable[[str], None] = print) -> dict[str, Any]:
     """``run_dir/best.keras`` -> full-integer int8 ``out_path`` and its card (role
-    speech_presence, threshold chosen on dev speech and validation non-speech)."""
+    speech_presence, threshold chosen on validation speech and non-speech)."""
     import keras
 
     from host_training.export import convert_int8, tensor_report
@@ -447,7 +489,7 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
         "note": "exported before training ended"}
     model = keras.models.load_model(run_dir / "best.keras")
     roots = [Path(r) for r in stored["speech_roots"]]
-    dev_speech, val_nonspeech = load_selection_sets(
+    val_speech, val_nonspeech = load_selection_sets(
         roots, Path(stored["nonspeech_root"]), gate_config.sample_rate, cache_dir, log)
     representative = np.load(run_dir / REPRESENTATIVE_FILE).astype(np.float32)
     log(f"converting to int8 with {len(representative)} representative windows")
@@ -469,9 +511,7 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
                             0.5, {"role": ROLE_SPEECH})
     card_path.write_text(json.dumps(provisional.to_dict(), indent=2))
     int8 = SpeechModel(out_path)
-    frontend = Frontend(gate_config)
-    dev = clip_speech_scores(int8.score_window, dev_speech, frontend)
-    val = clip_speech_scores(int8.score_window, val_nonspeech, frontend)
+    threshold, source, validation = selection_threshold(int8, val_speech, val_nonspeech)
 
     def float_score(features: np.ndarray) -> float:
         return float(model(features[None, :, :, None], training=False)[0, 0])
@@ -479,7 +519,6 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
     sample = representative[:200]
     float_scores = np.array([float_score(f) for f in sample])
     int8_scores = int8.score_windows(sample)
-    threshold, source = choose_threshold(dev, val)
     extra = {
         "role": ROLE_SPEECH,
         "name": "edge-detect speech gate (speech / no speech)",
@@ -496,12 +535,7 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
             "mean_abs_score_difference": float(np.mean(np.abs(float_scores - int8_scores))),
         },
         "threshold_source": source,
-        "validation": {
-            "dev_speech_clips": len(dev), "dev_speech_frr": float(np.mean(dev < threshold)),
-            "val_nonspeech_clips": len(val),
-            "val_nonspeech_far": float(np.mean(val >= threshold)),
-            "val_nonspeech_max_score": float(np.max(val)),
-        },
+        "validation": validation,
         "metrics": {},
     }
     card = ModelCard(out_path.name, sha256_of(out_path), gate_config, input_q, output_q,
@@ -510,3 +544,51 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.1f} KiB) and {card_path.name}; "
         f"threshold {threshold:.4f} ({source})")
     return card.to_dict()
+
+
+def selection_threshold(gate: SpeechModel, val_speech: list[np.ndarray],
+                        val_nonspeech: list[np.ndarray]) -> tuple[float, str, dict[str, Any]]:
+    """The int8 gate's threshold on the selection sets (``choose_threshold``), its source and
+    what it does there, as the card records them."""
+    frontend = Frontend(gate.frontend_config)
+    speech = clip_speech_scores(gate.score_window, val_speech, frontend)
+    nonspeech = clip_speech_scores(gate.score_window, val_nonspeech, frontend)
+    threshold, source = choose_threshold(speech, nonspeech)
+    return threshold, source, {
+        "val_speech_clips": len(speech), "val_speech_frr": float(np.mean(speech < threshold)),
+        "val_nonspeech_clips": len(nonspeech),
+        "val_nonspeech_far": float(np.mean(nonspeech >= threshold)),
+        "val_nonspeech_max_score": float(np.max(nonspeech)),
+    }
+
+
+def rethreshold_gate(gate_path: Path, speech_roots: list[Path], nonspeech_root: Path,
+                     cache_dir: Path | None, dev_only: bool,
+                     log: Callable[[str], None] = print) -> tuple[float, str]:
+    """Chooses an exported gate's threshold again on the selection sets and writes it on its
+    card. ``dev_only``: validation speech is spoofmix dev alone, for a gate trained on whole
+    train splits (before the validation slice of ``speech_part`` was held out)."""
+    from edge_runtime.model import card_path_for
+
+    gate = SpeechModel(gate_path)
+    rate = gate.frontend_config.sample_rate
+    if dev_only:
+        from host_training.datasets import load_split
+        from host_training.waveforms import load_waveforms
+
+        _, val_nonspeech = _load_nonspeech(nonspeech_root, rate)
+        val_speech = []
+        for root in speech_roots[:SELECTION_DEV_CORPORA]:
+            val_speech += load_waveforms(load_split(root, "dev"), rate, cache_dir)
+    else:
+        val_speech, val_nonspeech = load_selection_sets(speech_roots, nonspeech_root, rate,
+                                                        cache_dir, log)
+    threshold, source, validation = selection_threshold(gate, val_speech, val_nonspeech)
+    if dev_only:
+        source += " (validation speech: spoofmix dev alone)"
+    card_path = card_path_for(gate_path)
+    card = json.loads(card_path.read_text())
+    card.update(threshold=threshold, threshold_source=source, validation=validation)
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    log(f"{card_path}: threshold {threshold:.4f} ({source}); validation {validation}")
+    return threshold, source

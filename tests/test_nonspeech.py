@@ -91,3 +91,33 @@ def test_the_committed_voice_screen_flags_the_known_voice_lines() -> None:
     for key in ("lincity-ng-data/usr/share/games/lincity-ng/sounds/SubstationOff.wav",
                 "netpanzer-data/usr/share/games/netpanzer/sound/move_affirm.wav"):
         assert key in voices
+
+
+def test_gate_selection_speech_is_a_fixed_slice_of_the_train_splits() -> None:
+    from host_training.speech_gate import SPEECH_VAL_SHARE, speech_part
+
+    names = [Path(f"/corpus/train/flac/LA_T_{i:07d}.flac") for i in range(2000)]
+    parts = [speech_part(p) for p in names]
+    assert set(parts) == {"train", "val"}
+    assert abs(parts.count("val") / len(parts) - SPEECH_VAL_SHARE) < 0.04
+    # Fixed by the file name alone, and not the same cut as the non-speech validation.
+    assert speech_part(Path("/x/LA_T_0000001.flac")) == speech_part(names[1])
+    cut = [nonspeech.file_split(Path(p.name + "#val"), test_share=0.15) == "test"
+           for p in names]
+    assert cut != [part == "val" for part in parts]
+
+
+def test_gate_threshold_without_the_non_speech_set_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from edge_runtime.errors import EXIT_INPUT_ERROR
+    from edge_runtime.model import default_speech_model_path
+    from host_training.cli import main
+
+    card = default_speech_model_path().with_suffix(".json")
+    before = card.read_bytes()
+    result = CliRunner().invoke(main, ["gate", "threshold", "--dev-only", "--nonspeech",
+                                       str(tmp_path / "missing"), "--speech", str(tmp_path)])
+    assert result.exit_code == EXIT_INPUT_ERROR, result.output
+    assert "edge-train: error:" in result.output and "Traceback" not in result.output
+    assert card.read_bytes() == before  # the card is untouched

@@ -287,3 +287,125 @@ def test_once_on_a_stream_that_ends_silent_exits_no_speech(shipped_model_path: P
     path = write_audio("quiet.wav", np.zeros(RATE, dtype=np.float32))
     result = _invoke(["run", "--input", path, "--fast", "--once"])
     assert result.exit_code == EXIT_NO_SPEECH, result.output
+
+
+# --- the gate's schedule: windows a window apart, never a stretch of audio left unjudged ----
+
+def test_schedule_gates_the_first_every_second_the_last_and_after_silence() -> None:
+    from edge_runtime.speech_presence import GateSchedule
+
+    schedule = GateSchedule(2)
+    assert [schedule.due() for _ in range(5)] == [True, False, True, False, True]
+    assert schedule.due(last=True)  # would have been skipped
+    schedule.skip()  # a silent window: the one after it is judged
+    assert schedule.due()
+    schedule.reset()
+    assert schedule.due()
+    assert all(GateSchedule(1).due() for _ in range(4))
+
+
+@pytest.mark.parametrize("hop_fraction", [1.0, 0.75, 0.5, 0.25, 0.1])
+def test_gated_windows_stay_within_one_window_of_each_other(hop_fraction: float) -> None:
+    from edge_runtime.speech_presence import gate_stride
+
+    window = 64000
+    hop = int(window * hop_fraction)
+    stride = gate_stride(window, hop)
+    assert stride >= 1
+    assert stride * hop <= window < (stride + 1) * hop
+
+
+def _gated_cover(lengths_and_gaps: list[tuple[int, bool]], window: int, hop: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Audio of loud and silent stretches, cut as ClipScorer cuts it; which samples have
+    signal and which ones some gated window covers."""
+    from edge_runtime.audio import split_windows
+    from edge_runtime.clip import has_signal
+    from edge_runtime.speech_presence import GateSchedule, gate_stride
+
+    rng = np.random.default_rng(5)
+    audio = np.concatenate([
+        (0.2 * rng.standard_normal(n) if loud else np.zeros(n)).astype(np.float32)
+        for n, loud in lengths_and_gaps])
+    covered = np.zeros(audio.shape[0], dtype=bool)
+    schedule = GateSchedule(gate_stride(window, hop))
+    chunks = split_windows(audio, window, hop)
+    starts = list(range(0, max(1, audio.shape[0] - window + 1), hop))
+    if audio.shape[0] > window and starts[-1] + window < audio.shape[0]:
+        starts.append(audio.shape[0] - window)
+    assert len(starts) == len(chunks)
+    for number, (start, chunk) in enumerate(zip(starts, chunks, strict=True)):
+        if not has_signal(chunk):
+            schedule.skip()
+        elif schedule.due(last=number == len(chunks) - 1):
+            covered[start : start + window] = True
+    return np.abs(audio) > 0, covered
+
+
+@pytest.mark.parametrize("stretches", [
+    [(100_000, True)],
+    [(64_000, True)],
+    [(130_001, True)],
+    [(40_000, True), (200_000, False), (70_000, True)],
+    [(10_000, True), (97_000, False), (33_000, True), (150_000, False), (5_000, True)],
+])
+def test_every_sample_with_signal_is_under_a_gated_window(stretches) -> None:
+    signal, covered = _gated_cover(stretches, 64000, 32000)
+    assert np.all(covered[signal])
+
+
+def test_clip_scorer_gates_every_second_window_and_the_last() -> None:
+    from edge_runtime.clip import ClipScorer
+    from edge_runtime.frontend import FrontendConfig
+
+    config = FrontendConfig(n_bands=128, scale="linear", remove_frame_dc=True)
+
+    class Detector(_ConstantModel):
+        frontend_config = config
+        threshold = 0.5
+
+    class CountingGate(_StubGate):
+        calls = 0
+
+        def score_power(self, power: np.ndarray) -> float:
+            CountingGate.calls += 1
+            return self.probability
+
+    scorer = ClipScorer(Detector(0.0), speech=CountingGate(_gate_config(config), 0.9))
+    rng = np.random.default_rng(1)
+    # 10 s: windows start at 0, 2, 4 and (end-aligned) 6 s; 0, 4 and the last one are gated.
+    result = scorer.score_audio(0.1 * rng.standard_normal(10 * RATE).astype(np.float32))
+    assert len(result.window_scores) == 4
+    assert CountingGate.calls == len(result.speech_scores) == 3
+    assert result.label == BONAFIDE
+
+
+def test_live_utterance_ending_on_a_skipped_window_is_judged_there() -> None:
+    from edge_runtime.frontend import FrontendConfig
+
+    config = FrontendConfig(n_bands=128, scale="linear", remove_frame_dc=True)
+    gate = _StubGate(_gate_config(config), 0.9)
+    judged: list[np.ndarray] = []
+    original = gate.score_features
+
+    def recording(features: np.ndarray) -> float:
+        judged.append(features)
+        return original(features)
+
+    gate.score_features = recording  # type: ignore[method-assign]
+    detector = LiveDetector(_ConstantModel(0.0), config, threshold=0.5, speech=gate,
+                            hop_seconds=0.5)
+    rng = np.random.default_rng(2)
+    # 6 s of sound, then silence: windows end every 0.5 s from 4.0 s until the hangover closes
+    # the utterance after the window ending at 6.5 s. Eight 0.5 s hops fit in a 4 s window, so
+    # the schedule gates the first window only, and the decision judges the window ending at
+    # 6.5 s, which it skipped: together they cover all 6.5 s.
+    audio = (0.2 * rng.standard_normal(6 * RATE)).astype(np.float32)
+    events = detector.push(audio) + detector.push(np.zeros(2 * RATE, dtype=np.float32))
+    events += detector.flush()
+    scored = [e for e in events if e.decision is None]
+    decided = [e for e in events if e.decision is not None]
+    assert [e.t for e in scored] == [4.0, 4.5, 5.0, 5.5, 6.0, 6.5]
+    assert [e.speech_score is not None for e in scored] == [True] + [False] * 5
+    assert len(decided) == 1 and decided[0].decision == BONAFIDE
+    assert len(judged) == 2
