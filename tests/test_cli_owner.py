@@ -74,7 +74,8 @@ def test_verify_decisions(store: Path, clip: Path, code: int, label: str) -> Non
     assert result.exit_code == code, result.output
     line = json.loads(result.output.splitlines()[-1])
     assert line["label"] == label and line["owner"] == "lj"
-    assert set(line) == {"path", "score", "speech", "similarity", "owner", "label"}
+    assert set(line) == {"path", "score", "speech", "similarity", "speaker_score", "owner",
+                         "label"}
 
 
 def test_verify_is_0_only_when_every_file_is_the_owner(store: Path, tmp_path: Path) -> None:
