@@ -247,7 +247,12 @@ def main(argv: list[str] | None = None) -> None:
     unseen = (scores.kind != SPOOF) | np.isin(split, ["dev", "eval"])
     refused = [p for ps in trials.enrolment.values() for p in ps if judged[p].label != BONAFIDE]
 
-    accepted = (systems["both"] >= embedder.threshold)
+    def rates(accepted: np.ndarray) -> dict[str, float]:
+        return {f"{kind}_{'rejected' if kind == TARGET else 'accepted'}_percent": round(
+            100 * float(np.mean(accepted[scores.kind == kind] != (kind == TARGET))), 2)
+            for kind in (TARGET, NONTARGET, SPOOF)}
+
+    accepted = systems["both"] >= embedder.threshold
     spoof_accepted: Counter[str] = Counter()
     spoof_total: Counter[str] = Counter()
     for trial, ok in zip(trials.trials, accepted, strict=True):
@@ -288,9 +293,9 @@ def main(argv: list[str] | None = None) -> None:
             "speaker_threshold": embedder.threshold, "speaker_score": embedder.scorer.scale,
             "owner_spoof_threshold": spoof_threshold,
             "detector_threshold": scorer.threshold,
-            **{f"{kind}_{'rejected' if kind == TARGET else 'accepted'}_percent": round(
-                100 * float(np.mean(accepted[scores.kind == kind] != (kind == TARGET))), 2)
-               for kind in (TARGET, NONTARGET, SPOOF)},
+            **rates(accepted),
+            "at_detector_threshold": rates(
+                systems["both_at_detector_threshold"] >= embedder.threshold),
             "spoof_accepted_by_system": {s: f"{spoof_accepted[s]}/{n}"
                                          for s, n in sorted(spoof_total.items())}},
         "cost": {**cost(embedder, detector),
