@@ -292,9 +292,11 @@ class DetectionEvent:
     clip: np.ndarray | None = field(default=None, repr=False, compare=False)
     # Speech gate: the window's speech probability, or the utterance's mean on a decision.
     speech_score: float | None = None
-    # With an owner: the utterance's cosine similarity to the owner's voice (bona fide
-    # utterances only; None where the embedder found no voice to describe).
+    # With an owner: the utterance's cosine similarity to the owner's voice and its speaker
+    # score (what the owner's threshold is compared to), where the voice was checked; None
+    # where it was not, or the embedder found no voice to describe.
     similarity: float | None = None
+    speaker_score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -312,6 +314,8 @@ class DetectionEvent:
             data["windows"] = self.windows
             if self.similarity is not None:
                 data["similarity"] = round(self.similarity, 6)
+            if self.speaker_score is not None:
+                data["speaker_score"] = round(self.speaker_score, 6)
         return data
 
 
@@ -495,7 +499,7 @@ class LiveDetector:
             if not self.speech.is_speech(self._speech_scores):
                 decision = NOSPEECH
         start = self._start_block * self.block + self._origin
-        similarity = None
+        similarity = speaker_score = None
         if self.owner is not None and self.owner.needs_check(decision):
             voice_start, voice_end = self._voice_span()
             early = self._owner_early
@@ -504,7 +508,7 @@ class LiveDetector:
             else:
                 self.owner_checks_at_decision += 1
                 check = self._owner_check(voice_start, voice_end)
-            similarity = check.similarity
+            similarity, speaker_score = check.similarity, check.speaker_score
             decision = self.owner.label(decision, check, self.smoother.utterance_score)
         self._owner_early = None
         clip = self.audio.since(start) if self.keep_clips else None
@@ -512,7 +516,7 @@ class LiveDetector:
             t=self._time(self._blocks), score=self.smoother.utterance_score, speech=speech,
             decision=decision, utterance=(self._time(self._start_block), self._time(self._blocks)),
             windows=len(self.smoother.scores), clip=clip, speech_score=utterance_speech,
-            similarity=similarity,
+            similarity=similarity, speaker_score=speaker_score,
         ))
         self._reset_scores()
         return events
