@@ -53,7 +53,7 @@ def test_the_owner_spoof_threshold_is_the_one_that_separates_best() -> None:
     target = rng.uniform(0.0, 0.6, 50)
     clone = rng.uniform(0.7, 1.0, 50)
     trials = scores(np.concatenate([target, clone, rng.uniform(0, 1, 50)]),
-                    np.concatenate([rng.normal(5, 1, 100), rng.normal(0, 1, 50)]),
+                    np.concatenate([rng.normal(5, 1, 100), rng.normal(-5, 1, 50)]),
                     [TARGET] * 50 + [SPOOF] * 50 + [NONTARGET] * 50)
     threshold, eer = choose_spoof_threshold(trials, np.ones(150, dtype=bool))
     assert 0.6 <= threshold <= 0.7 and eer == 0.0
