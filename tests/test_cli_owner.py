@@ -108,6 +108,8 @@ def test_enrolment_errors(store: Path, tmp_path: Path) -> None:
     result = cli("enrol", "--store", store, "--replace", "--threshold", "0.9", "lj", OWNER)
     assert result.exit_code == 0 and "threshold 0.9000" in result.output
     assert json.loads((store / "lj.json").read_text())["threshold"] == 0.9
+    result = cli("enrol", "--store", store, "--replace", "--threshold", "nan", "lj", OWNER)
+    assert result.exit_code == EXIT_INPUT_ERROR and "--threshold" in result.output
 
 
 def test_verify_unknown_owner_is_an_input_error(store: Path) -> None:

@@ -13,6 +13,7 @@ judged); 3 if a model cannot run.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -87,6 +88,8 @@ def enrol(name: str, files: tuple[Path, ...], store_dir: Path | None, threshold:
     from edge_runtime.verify import OwnerVerifier
 
     check_name(name)
+    if threshold is not None and not math.isfinite(threshold):
+        raise click.BadParameter(f"{threshold} is not a number", param_hint="'--threshold'")
     store = OwnerStore(store_dir)
     if store.exists(name) and not replace:
         raise OwnerError(f"owner {name!r} is already enrolled in {store.folder}; "
