@@ -225,16 +225,17 @@ def main(argv: list[str] | None = None) -> None:
     start = time.thread_time()
     judged = judge_clips(clips, scorer, embedder)
     judge_seconds = time.thread_time() - start
-    start = time.thread_time()
     partials = 0
-    for clip in clips:  # the embedder alone, timed apart from the detector
+    embed_seconds = 0.0
+    for clip in clips:  # the embedder alone (front end and model), timed apart
         audio = load_audio(clip)
         partials += len(embedder.frontend.partials(audio))
+        start = time.thread_time()
         try:
             embedder.embed(audio)
         except AudioError:  # timed only; judge_clips recorded the outcome
             pass
-    embed_seconds = time.thread_time() - start
+        embed_seconds += time.thread_time() - start
     scores = score_trials(trials, judged, embedder.scorer)
     systems = system_scores(scores, spoof_threshold, scorer.threshold)
 
