@@ -4,21 +4,26 @@
 
 Trials come from ``host_training.sasv_trials`` (target, non-target, spoof aimed at the target).
 Every clip is judged by the board's own code: the detector with its speech gate
-(``edge_runtime.clip.ClipScorer``) and the speaker embedder (``edge_runtime.speaker``); owners
-are enrolled as ``edge-detect enrol`` does (``edge_runtime.owners.enrolment_embedding``).
+(``edge_runtime.clip.ClipScorer``) and the speaker embedder with its cohort normalisation
+(``edge_runtime.speaker``, ``edge_runtime.speaker_score``); owners are enrolled as
+``edge-detect enrol`` does (``edge_runtime.owners.enrolment_embedding``).
 
-Three systems, three EERs each (a positive is a target trial):
+Systems (a positive is a target trial):
 
 - detector alone: score = 1 - spoof probability;
-- embedder alone: score = cosine similarity to the enrolled speaker;
-- both, as the lock decides: the detector gates at its card threshold (spoof or no speech is
-  rejected), the similarity is swept;
-- two references that are not the lock's rule: a sum of z-scores of both, and the embedder's
-  similarity after AS-norm against a cohort of voices in no trial (``--cohort``).
+- embedder alone: the speaker score (AS-norm, as the board decides), and the raw cosine;
+- both, as the lock decides (``OwnerVerifier.label``): no speech and spoof scores at or above
+  the owner spoof threshold (the card's ``sasv`` block) are rejected, the speaker score is
+  swept; the same rule at the detector's own threshold (the rule before the calibration);
+- a reference that is not the lock's rule: a sum of z-scores of both.
 
-SV-EER: target vs non-target; SPF-EER: target vs spoof; SASV-EER: target vs both. The report
-also gives the error rates at the shipped operating point (both card thresholds) and the
-embedder's cost per partial beside the detector's per window (CPU ms, MACs, RSS).
+SV-EER: target vs non-target; SPF-EER: target vs spoof; SASV-EER: target vs both. The owner
+spoof threshold was chosen on the calibration half of the speakers
+(``host_training.speaker_calibration``): ``eer_percent_reported_speakers`` gives every system on
+the other half alone. The report also gives the error rates at the shipped operating point,
+the embedder's cost per partial and per clip beside the detector's per window (CPU ms, MACs,
+RSS), and in the live loop (``edge_runtime.stream.LiveDetector`` with the voice-lock profile)
+the embedder work a decision waits for.
 """
 
 from __future__ import annotations
@@ -38,14 +43,17 @@ sys.path.insert(0, str(REPO))
 
 from edge_runtime.audio import load_audio  # noqa: E402
 from edge_runtime.clip import ClipScorer  # noqa: E402
+from edge_runtime.config import load_profile  # noqa: E402
+from edge_runtime.errors import AudioError  # noqa: E402
 from edge_runtime.machine import current_rss_bytes  # noqa: E402
 from edge_runtime.macs import read_graph  # noqa: E402
-from edge_runtime.metrics import equal_error_rate  # noqa: E402
 from edge_runtime.model import SpoofModel  # noqa: E402
-from edge_runtime.owners import enrolment_embedding  # noqa: E402
-from edge_runtime.speaker import SpeakerEmbedder, cosine  # noqa: E402
+from edge_runtime.owners import Owner, enrolment_embedding  # noqa: E402
+from edge_runtime.speaker import SpeakerEmbedder  # noqa: E402
 from edge_runtime.speaker_frontend import SpeakerFrontend  # noqa: E402
 from edge_runtime.speech_presence import BONAFIDE, SpeechPresence  # noqa: E402
+from edge_runtime.stream import detector_from_profile  # noqa: E402
+from edge_runtime.verify import OwnerVerifier  # noqa: E402
 from host_training.sasv_trials import (  # noqa: E402
     DEFAULT_SOURCES,
     NONTARGET,
@@ -53,6 +61,14 @@ from host_training.sasv_trials import (  # noqa: E402
     TARGET,
     build_trials,
     read_sources,
+)
+from host_training.speaker_calibration import (  # noqa: E402
+    TrialScores,
+    eer_percent,
+    judge_clips,
+    lock_scores,
+    score_trials,
+    split_speakers,
 )
 
 # Multiply-accumulates of one 1.6 s partial: 3 LSTM layers of 256 units over 160 frames
@@ -66,22 +82,9 @@ def embedder_macs(frames: int = 160, units: int = 256) -> int:
     return frames * per_frame + units * units
 
 
+
 def log(message: str) -> None:
     print(f"sasv: {message}", file=sys.stderr, flush=True)
-
-
-def eer(positive: list[float], negative: list[float]) -> float | None:
-    """EER (%) with higher scores meaning "accept"; None without both kinds of trial."""
-    if not positive or not negative:
-        return None
-    # metrics.equal_error_rate expects "higher = spoof", so negate.
-    return round(100 * equal_error_rate(-np.asarray(positive), -np.asarray(negative)).eer, 2)
-
-
-def three_eers(scores: dict[str, list[float]]) -> dict[str, float | None]:
-    return {"sv_eer": eer(scores[TARGET], scores[NONTARGET]),
-            "spf_eer": eer(scores[TARGET], scores[SPOOF]),
-            "sasv_eer": eer(scores[TARGET], scores[NONTARGET] + scores[SPOOF])}
 
 
 def cost(embedder: SpeakerEmbedder, detector: SpoofModel, repeats: int = 30) -> dict[str, float]:
@@ -102,33 +105,85 @@ def cost(embedder: SpeakerEmbedder, detector: SpoofModel, repeats: int = 30) -> 
     return result
 
 
-def as_norm(score: float, enrolled: np.ndarray, test: np.ndarray, cohort: np.ndarray,
-            top: int) -> float:
-    """Adaptive symmetric score normalisation against the ``top`` closest cohort voices."""
-    def stats(vector: np.ndarray) -> tuple[float, float]:
-        closest = np.sort(cohort @ vector)[-top:]
-        return float(closest.mean()), float(closest.std()) + 1e-9
+def system_scores(scores: TrialScores, spoof_threshold: float,
+                  detector_threshold: float) -> dict[str, np.ndarray]:
+    """Every system's sweepable score per trial (higher = accept)."""
+    bona = 1.0 - scores.spoof_score
+    systems = {
+        "detector": bona,
+        "embedder": scores.speaker_score,
+        "embedder_cosine": scores.similarity,
+        "both": lock_scores(scores, spoof_threshold),
+        "both_at_detector_threshold": lock_scores(scores, detector_threshold),
+    }
+    # A score-level reference, not the lock's rule: z-scores of the speaker score and of
+    # bona-fideness (normalised on the negative trials, so mildly optimistic), summed.
+    negative = scores.kind != TARGET
+    speaker = np.where(np.isfinite(scores.speaker_score), scores.speaker_score,
+                       np.min(scores.speaker_score[np.isfinite(scores.speaker_score)]))
+    z = [(v - v[negative].mean()) / v[negative].std() for v in (speaker, bona)]
+    systems["both_score_sum"] = z[0] + z[1]
+    return systems
 
-    (mean_e, std_e), (mean_t, std_t) = stats(enrolled), stats(test)
-    return 0.5 * ((score - mean_e) / std_e + (score - mean_t) / std_t)
+
+def three_eers(values: np.ndarray, scores: TrialScores,
+               mask: np.ndarray) -> dict[str, float | None]:
+    kind = scores.kind
+    target = values[mask & (kind == TARGET)]
+    return {"sv_eer": eer_percent(target, values[mask & (kind == NONTARGET)]),
+            "spf_eer": eer_percent(target, values[mask & (kind == SPOOF)]),
+            "sasv_eer": eer_percent(target, values[mask & (kind != TARGET)])}
 
 
-def cohort_embeddings(embedder: SpeakerEmbedder, count: int, seed: int = 0) -> np.ndarray:
-    """Embeddings of ``count`` bona fide clips of voices in no trial (many-voice demo pages)."""
-    import random
+class TimedVerifier:
+    """An OwnerVerifier whose checks are timed (thread CPU seconds, in call order)."""
 
-    from host_training.sasv_trials import duration_seconds, is_one_person
+    def __init__(self, inner: OwnerVerifier) -> None:
+        self.inner = inner
+        self.seconds: list[float] = []
 
-    clips = [u.path for u in read_sources(DEFAULT_SOURCES)
-             if not u.is_spoof and not is_one_person(u.speaker)]
-    random.Random(seed).shuffle(clips)
-    vectors = []
+    def check(self, audio: np.ndarray, name: str = "audio"):
+        start = time.thread_time()
+        result = self.inner.check(audio, name)
+        self.seconds.append(time.thread_time() - start)
+        return result
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def live_cost(clips: list[Path], detector: SpoofModel, speech: SpeechPresence,
+              verifier: OwnerVerifier, profile_path: Path) -> dict[str, float | int]:
+    """Each clip as one utterance of the live loop (voice-lock profile), followed by silence:
+    the embedder CPU a decision waits for (checks made at the decision) against all of it."""
+    profile = load_profile(profile_path)
+    timed = TimedVerifier(verifier)
+    waited, total, decisions, checks = [], [], 0, 0
+    rate = detector.frontend_config.sample_rate
+    silence = np.zeros(int(2.0 * rate), dtype=np.float32)
     for clip in clips:
-        if duration_seconds(clip) >= 1.0:
-            vectors.append(embedder.embed(load_audio(clip), str(clip)))
-        if len(vectors) >= count:
-            break
-    return np.stack(vectors)
+        live = detector_from_profile(profile, detector, detector.frontend_config,
+                                     detector.threshold, speech=speech, owner=timed)  # type: ignore[arg-type]
+        audio = np.concatenate([load_audio(clip, rate), silence])
+        before = len(timed.seconds)
+        late_before = 0
+        wait = 0.0
+        for begin in range(0, audio.shape[0], 1600):  # 0.1 s chunks, as a microphone gives
+            count = len(timed.seconds)
+            events = live.push(audio[begin: begin + 1600])
+            if live.owner_checks_at_decision > late_before:
+                late_before = live.owner_checks_at_decision
+                wait += sum(timed.seconds[count:])
+            decisions += sum(e.decision is not None for e in events)
+        events = live.flush()
+        decisions += sum(e.decision is not None for e in events)
+        waited.append(wait)
+        total.append(sum(timed.seconds[before:]))
+        checks += len(timed.seconds) - before
+    return {"utterances": len(clips), "decisions": decisions, "owner_checks": checks,
+            "embedder_cpu_ms_per_utterance": round(1000 * float(np.mean(total)), 3),
+            "embedder_cpu_ms_a_decision_waits_for_mean": round(1000 * float(np.mean(waited)), 3),
+            "embedder_cpu_ms_a_decision_waits_for_max": round(1000 * float(np.max(waited)), 3)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,8 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-partials", type=int, default=None,
                         help="override the card's partials per clip (cost vs accuracy)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cohort", type=int, default=200,
-                        help="clips in the AS-norm cohort (0: no AS-norm figures)")
+    parser.add_argument("--live-clips", type=int, default=60,
+                        help="target clips run through the live loop for its cost (0: none)")
     parser.add_argument("--scores", type=Path, default=None,
                         help="also write every trial's scores here (TSV)")
     args = parser.parse_args(argv)
@@ -156,127 +211,123 @@ def main(argv: list[str] | None = None) -> None:
             replace(embedder.frontend.speaker, max_partials=args.max_partials))
     embedder.embed_partial(np.zeros(embedder.card.frontend.feature_shape, dtype=np.float32))
     rss_embedder = current_rss_bytes()
+    spoof_threshold = embedder.owner_spoof_threshold(detector.card.sha256)
+    if spoof_threshold is None:
+        log("the speaker card holds no owner spoof threshold for this detector: the lock's rule "
+            "uses the detector's own (run python -m host_training.speaker_calibration)")
+        spoof_threshold = scorer.threshold
 
     trials = build_trials(read_sources(DEFAULT_SOURCES))
     log(f"{len(trials.enrolment)} speakers; "
         + ", ".join(f"{trials.count(k)} {k}" for k in (TARGET, NONTARGET, SPOOF)))
     clips = sorted({p for ps in trials.enrolment.values() for p in ps}
                    | {t.utterance.path for t in trials.trials})
-    spoof_score: dict[Path, float] = {}
-    label: dict[Path, str] = {}
-    embedding: dict[Path, np.ndarray | None] = {}
-    embed_seconds = 0.0
+    start = time.thread_time()
+    judged = judge_clips(clips, scorer, embedder)
+    judge_seconds = time.thread_time() - start
     partials = 0
-    for index, clip in enumerate(clips):
+    embed_seconds = 0.0
+    for clip in clips:  # the embedder alone (front end and model), timed apart
         audio = load_audio(clip)
-        result = scorer.score_audio(audio, str(clip))
-        spoof_score[clip] = 1.0 if result.score is None else result.score
-        label[clip] = result.label
+        partials += len(embedder.frontend.partials(audio))
         start = time.thread_time()
         try:
-            embedding[clip] = embedder.embed(audio, str(clip))
-        except Exception:  # a clip the embedder cannot describe never matches
-            embedding[clip] = None
+            embedder.embed(audio)
+        except AudioError:  # timed only; judge_clips recorded the outcome
+            pass
         embed_seconds += time.thread_time() - start
-        partials += len(embedder.frontend.partials(audio))
-        if index % 100 == 0:
-            log(f"{index}/{len(clips)} clips")
+    scores = score_trials(trials, judged, embedder.scorer)
+    systems = system_scores(scores, spoof_threshold, scorer.threshold)
 
-    enrolled = {s: enrolment_embedding([embedding[p] for p in ps if embedding[p] is not None])
-                for s, ps in trials.enrolment.items()}
-    refused = [str(p) for ps in trials.enrolment.values() for p in ps if label[p] != BONAFIDE]
-    systems: dict[str, dict[str, list[float]]] = {
-        name: {TARGET: [], NONTARGET: [], SPOOF: []} for name in ("detector", "embedder", "both")}
+    calibration, reported = split_speakers(trials.enrolment)
+    everyone = np.ones(len(scores.kind), dtype=bool)
+    on_reported = np.isin(scores.speaker, sorted(reported))
     # The detector trained on the corpora's train splits: spoof trials from dev / eval splits
     # are the ones it never saw.
-    held_out: dict[str, dict[str, list[float]]] = {
-        name: {TARGET: [], NONTARGET: [], SPOOF: []} for name in ("detector", "embedder", "both")}
-    at_point = {TARGET: [], NONTARGET: [], SPOOF: []}
-    rows = ["speaker\tclip\tkind\tsystem\tsplit\tspoof_score\tlabel\tsimilarity"]
+    split = np.array([t.utterance.path.parent.parent.name for t in trials.trials])
+    unseen = (scores.kind != SPOOF) | np.isin(split, ["dev", "eval"])
+    refused = [p for ps in trials.enrolment.values() for p in ps if judged[p].label != BONAFIDE]
+
+    def rates(accepted: np.ndarray) -> dict[str, float]:
+        return {f"{kind}_{'rejected' if kind == TARGET else 'accepted'}_percent": round(
+            100 * float(np.mean(accepted[scores.kind == kind] != (kind == TARGET))), 2)
+            for kind in (TARGET, NONTARGET, SPOOF)}
+
+    accepted = systems["both"] >= embedder.threshold
     spoof_accepted: Counter[str] = Counter()
     spoof_total: Counter[str] = Counter()
-    for trial in trials.trials:
-        clip = trial.utterance.path
-        similarity = (-1.0 if embedding[clip] is None
-                      else cosine(embedding[clip], enrolled[trial.speaker]))
-        gate = label[clip] == BONAFIDE
-        unseen = trial.kind != SPOOF or clip.parent.parent.name in ("dev", "eval")
-        rows.append(f"{trial.speaker}\t{clip.name}\t{trial.kind}\t{trial.utterance.system}\t"
-                    f"{clip.parent.parent.name}\t{spoof_score[clip]:.6f}\t{label[clip]}\t"
-                    f"{similarity:.6f}")
-        for table in (systems, held_out) if unseen else (systems,):
-            table["detector"][trial.kind].append(1.0 - spoof_score[clip])
-            table["embedder"][trial.kind].append(similarity)
-            table["both"][trial.kind].append(similarity if gate else -2.0)
-        accepted = gate and similarity >= embedder.threshold
-        at_point[trial.kind].append(float(accepted))
+    for trial, ok in zip(trials.trials, accepted, strict=True):
         if trial.kind == SPOOF:
             spoof_total[trial.utterance.system] += 1
-            spoof_accepted[trial.utterance.system] += int(accepted)
+            spoof_accepted[trial.utterance.system] += int(ok)
 
-    normalised: dict[str, list[float]] = {TARGET: [], NONTARGET: [], SPOOF: []}
-    if args.cohort:
-        log(f"AS-norm cohort of {args.cohort} clips")
-        cohort = cohort_embeddings(embedder, args.cohort)
-        for trial in trials.trials:
-            vector = embedding[trial.utterance.path]
-            if vector is None:
-                normalised[trial.kind].append(-1e9)
-                continue
-            owner = enrolled[trial.speaker]
-            normalised[trial.kind].append(
-                as_norm(float(owner @ vector), owner, vector, cohort, top=100))
-    # A score-level reference, not the lock's rule: z-scores of similarity and bona-fideness
-    # (normalised on the negative trials, so mildly optimistic), summed.
-    fused: dict[str, list[float]] = {TARGET: [], NONTARGET: [], SPOOF: []}
-    negatives = {name: np.array(scores[NONTARGET] + scores[SPOOF]) for name, scores in
-                 systems.items()}
-    for kind in fused:
-        sim = (np.array(systems["embedder"][kind]) - negatives["embedder"].mean()) \
-            / negatives["embedder"].std()
-        bona = (np.array(systems["detector"][kind]) - negatives["detector"].mean()) \
-            / negatives["detector"].std()
-        fused[kind] = list(sim + bona)
+    live = {}
+    if args.live_clips:
+        log(f"live loop: {args.live_clips} target clips")
+        targets = [t for t in trials.trials if t.kind == TARGET][: args.live_clips]
+        owner = trials.enrolment[targets[0].speaker]
+        record = Owner(name="owner", embedding=enrolment_embedding(
+                           [judged[p].embedding for p in owner
+                            if judged[p].embedding is not None]),
+                       threshold=embedder.threshold, model_sha256=embedder.card.sha256,
+                       clips=len(owner), enrolled="-", score_scale=embedder.scorer.scale)
+        verifier = OwnerVerifier(embedder, record, spoof_threshold)
+        live = live_cost([t.utterance.path for t in targets], detector, speech, verifier,
+                         REPO / "firmware_config/voice-lock.toml")
+
     report = {
         "trials": {"speakers": len(trials.enrolment),
                    **{k: trials.count(k) for k in (TARGET, NONTARGET, SPOOF)},
                    "enrolment_clips": sum(len(v) for v in trials.enrolment.values()),
-                   "enrolment_clips_the_detector_refuses": len(refused)},
-        "eer_percent": {**{name: three_eers(scores) for name, scores in systems.items()},
-                        "both_score_sum": three_eers(fused),
-                        **({"embedder_as_norm": three_eers(normalised)} if args.cohort else {})},
+                   "enrolment_clips_the_detector_refuses": len(refused),
+                   "calibration_speakers": len(calibration),
+                   "reported_speakers": len(reported)},
+        "eer_percent": {name: three_eers(values, scores, everyone)
+                        for name, values in systems.items()},
+        "eer_percent_reported_speakers": {
+            name: three_eers(values, scores, on_reported) for name, values in systems.items()},
         "eer_percent_unseen_spoofs": {
-            "spoof_trials": len(held_out["both"][SPOOF]),
-            **{name: three_eers(scores) for name, scores in held_out.items()}},
+            "spoof_trials": int(np.sum(unseen & (scores.kind == SPOOF))),
+            **{name: three_eers(systems[name], scores, unseen)
+               for name in ("detector", "embedder", "both")}},
         "operating_point": {
-            "speaker_threshold": embedder.threshold, "spoof_threshold": scorer.threshold,
-            "target_rejected_percent": round(100 * (1 - np.mean(at_point[TARGET])), 2),
-            "nontarget_accepted_percent": round(100 * np.mean(at_point[NONTARGET]), 2),
-            "spoof_accepted_percent": round(100 * np.mean(at_point[SPOOF]), 2),
+            "speaker_threshold": embedder.threshold, "speaker_score": embedder.scorer.scale,
+            "owner_spoof_threshold": spoof_threshold,
+            "detector_threshold": scorer.threshold,
+            **rates(accepted),
+            "at_detector_threshold": rates(
+                systems["both_at_detector_threshold"] >= embedder.threshold),
             "spoof_accepted_by_system": {s: f"{spoof_accepted[s]}/{n}"
                                          for s, n in sorted(spoof_total.items())}},
         "cost": {**cost(embedder, detector),
                  "detector_macs_per_window": read_graph(detector.path).macs,
                  "embedder_macs_per_partial": embedder_macs(),
                  "embedder_cpu_ms_per_clip": round(1000 * embed_seconds / len(clips), 3),
+                 "detector_and_embedder_cpu_ms_per_clip": round(
+                     1000 * judge_seconds / len(clips), 3),
                  "partials_per_clip": round(partials / len(clips), 2),
                  "max_partials": embedder.frontend.speaker.max_partials,
                  "rss_detector_and_gate_mb": round((rss_detector - rss_start) / 1e6, 2),
                  "rss_added_by_embedder_mb": round((rss_embedder - rss_detector) / 1e6, 2),
-                 "embedder_model_bytes": embedder.path.stat().st_size},
+                 "embedder_model_bytes": embedder.path.stat().st_size,
+                 "live_loop": live},
         "speaker_model_sha256": embedder.card.sha256,
+        "detector_sha256": detector.card.sha256,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     from edge_runtime.atomic import write_text_atomically
 
     write_text_atomically(args.out, json.dumps(report, indent=2) + "\n")
     if args.scores is not None:
+        rows = ["speaker\tclip\tkind\tsystem\tsplit\tspoof_score\tlabel\tsimilarity\tspeaker_score"]
+        for index, trial in enumerate(trials.trials):
+            rows.append(f"{trial.speaker}\t{trial.utterance.path.name}\t{trial.kind}\t"
+                        f"{trial.utterance.system}\t{split[index]}\t"
+                        f"{scores.spoof_score[index]:.6f}\t{scores.label[index]}\t"
+                        f"{scores.similarity[index]:.6f}\t{scores.speaker_score[index]:.6f}")
         write_text_atomically(args.scores, "\n".join(rows) + "\n")
-    print(json.dumps({"eer_percent": report["eer_percent"],
-                      "eer_percent_unseen_spoofs": report["eer_percent_unseen_spoofs"],
-                      "operating_point": {k: v for k, v in report["operating_point"].items()
-                                          if k != "spoof_accepted_by_system"},
-                      "cost": report["cost"]}, indent=1))
+    print(json.dumps({k: report[k] for k in ("eer_percent", "eer_percent_reported_speakers",
+                                              "cost")}, indent=1))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ def format_event(event: DetectionEvent) -> str:
     speech = "" if event.speech_score is None else f"  speech {event.speech_score:.4f}"
     if event.similarity is not None:
         speech += f"  similarity {event.similarity:.4f}"
+    if event.speaker_score is not None:
+        speech += f"  speaker score {event.speaker_score:.2f}"
     return (f"{event.t:8.2f}s  {label}  score {event.score:.4f}{speech}  "
             f"(utterance {start:.2f}-{end:.2f} s, {counted(event.windows, 'window')})")
 
@@ -285,6 +287,8 @@ class Actions:
                                        else f"{event.speech_score:.6f}"),
                 "EDGE_DETECT_SIMILARITY": ("" if event.similarity is None
                                            else f"{event.similarity:.6f}"),
+                "EDGE_DETECT_SPEAKER_SCORE": ("" if event.speaker_score is None
+                                              else f"{event.speaker_score:.6f}"),
             }
             self.hooks.submit(event.decision, env)
 

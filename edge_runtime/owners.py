@@ -25,7 +25,8 @@ from edge_runtime.atomic import remove_partial_files, write_text_atomically
 from edge_runtime.errors import OwnerError
 
 STORE_ENV = "EDGE_DETECT_OWNERS"
-STORE_FORMAT_VERSION = 1
+# 2: the threshold is on the embedder's score scale (``score_scale``: "as-norm" or "cosine").
+STORE_FORMAT_VERSION = 2
 # Letters, digits, '_', '-', '.'; not starting with '.', so a name is always a plain file name.
 OWNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MIN_ENROL_CLIPS = 1
@@ -58,32 +59,35 @@ def enrolment_embedding(embeddings: list[np.ndarray]) -> np.ndarray:
 class Owner:
     name: str
     embedding: np.ndarray  # unit vector
-    threshold: float  # cosine similarity at or above which a clip is this owner's
+    threshold: float  # speaker score at or above which a clip is this owner's
     model_sha256: str  # the speaker model the embedding came from
     clips: int  # how many clips enrolled the owner
     enrolled: str  # ISO 8601 UTC time of enrolment
+    score_scale: str = "cosine"  # the scale of ``threshold`` (edge_runtime.speaker_score)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format_version": STORE_FORMAT_VERSION, "name": self.name,
-                "threshold": self.threshold, "model_sha256": self.model_sha256,
+                "threshold": self.threshold, "score_scale": self.score_scale,
+                "model_sha256": self.model_sha256,
                 "clips": self.clips, "enrolled": self.enrolled,
                 "embedding": [round(float(v), 7) for v in self.embedding]}
 
     @classmethod
     def from_dict(cls, raw: Any) -> Owner:
         if not isinstance(raw, dict) or raw.get("format_version") != STORE_FORMAT_VERSION:
-            raise ValueError("not an owner record of this version")
+            raise ValueError("not an owner record of this version (records made before "
+                             "speaker-score normalisation hold a cosine threshold)")
         embedding = np.asarray(raw["embedding"], dtype=np.float32)
         if embedding.ndim != 1 or embedding.size < 2 or not np.all(np.isfinite(embedding)):
             raise ValueError("embedding is not a finite vector")
         if not math.isclose(float(np.linalg.norm(embedding)), 1.0, abs_tol=1e-3):
             raise ValueError("embedding is not of unit length")
         threshold = float(raw["threshold"])
-        if not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
-            raise ValueError(f"threshold {threshold} is not a cosine similarity")
+        if not math.isfinite(threshold):
+            raise ValueError(f"threshold {threshold} is not a number")
         return cls(name=check_name(str(raw["name"])), embedding=embedding, threshold=threshold,
                    model_sha256=str(raw["model_sha256"]), clips=int(raw["clips"]),
-                   enrolled=str(raw["enrolled"]))
+                   enrolled=str(raw["enrolled"]), score_scale=str(raw["score_scale"]))
 
 
 def now_iso() -> str:
@@ -120,7 +124,8 @@ class OwnerStore:
                              f"({error.strerror or error})") from None
         return path
 
-    def load(self, name: str, model_sha256: str | None = None) -> Owner:
+    def load(self, name: str, model_sha256: str | None = None,
+             score_scale: str | None = None) -> Owner:
         path = self.path_for(name)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
@@ -139,4 +144,7 @@ class OwnerStore:
         if model_sha256 is not None and owner.model_sha256 != model_sha256:
             raise OwnerError(f"owner {name!r} was enrolled with another speaker model "
                              f"({owner.model_sha256[:12]}...); enrol again with this one")
+        if score_scale is not None and owner.score_scale != score_scale:
+            raise OwnerError(f"owner {name!r} has a {owner.score_scale} threshold but the "
+                             f"speaker model scores on the {score_scale} scale; enrol again")
         return owner

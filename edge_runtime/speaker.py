@@ -4,13 +4,16 @@ vector out; two clips of one voice point the same way.
 Loaded through the same checks as the detector (card beside the model, sha256, front end,
 input and output quantisation). Its weights are int8; its activations are float32 (see
 ``models/speaker_embedder.md`` for why this LSTM cannot run full int8 without losing the
-voice). The card's ``threshold`` is the cosine similarity at which a clip counts as the
-enrolled speaker's (set on the corpus's non-target trials at the card's ``threshold_far``); an
-owner may carry a threshold of their own (``edge_runtime.owners``).
+voice). The card's ``threshold`` is the speaker score (``edge_runtime.speaker_score``: the
+cosine normalised against the card's cohort of voices) at which a clip counts as the enrolled
+speaker's, set on the corpus's non-target trials at the card's ``threshold_far``; an owner may
+carry a threshold of their own (``edge_runtime.owners``). The card's ``sasv`` block holds the
+spoof threshold that owner decisions use with one detector (named by its sha256).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from edge_runtime.clip import has_signal
 from edge_runtime.errors import AudioError, ModelError
 from edge_runtime.model import MODEL_DIR, Int8WindowModel, _shown
 from edge_runtime.speaker_frontend import SpeakerFrontend, SpeakerFrontendConfig
+from edge_runtime.speaker_score import SpeakerScorer
 
 ROLE_SPEAKER = "speaker_embedding"
 DEFAULT_SPEAKER_MODEL_NAME = "speaker_embedder.tflite"
@@ -61,6 +65,38 @@ class SpeakerEmbedder(Int8WindowModel):
             raise ModelError(f"{_shown(self.path)}: invalid speaker_frontend on its card "
                              f"({error})") from None
         self.frontend = SpeakerFrontend(self.card.frontend, speaker)
+        self.scorer = SpeakerScorer.from_card(self.path, self.card.extra, self.embedding_size)
+
+    @property
+    def threshold(self) -> float:
+        """The card's speaker threshold on this embedder's score scale (``scorer.scale``):
+        its ``score_normalisation.threshold`` with a cohort, else its cosine ``threshold``."""
+        if self.scorer.cohort is None:
+            return self.card.threshold
+        try:
+            value = float(self.card.extra["score_normalisation"]["threshold"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"{_shown(self.path)}: its card's score_normalisation needs a "
+                             "numeric threshold") from None
+        if not math.isfinite(value):
+            raise ModelError(f"{_shown(self.path)}: speaker threshold {value} is not finite")
+        return value
+
+    def owner_spoof_threshold(self, detector_sha256: str) -> float | None:
+        """The spoof threshold for owner decisions with this detector (the card's ``sasv``
+        block, calibrated on the SASV trials), or None: the detector's own threshold holds."""
+        sasv = self.card.extra.get("sasv")
+        if not isinstance(sasv, dict) or sasv.get("detector_sha256") != detector_sha256:
+            return None
+        try:
+            value = float(sasv["spoof_threshold"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"{_shown(self.path)}: its card's sasv block needs a numeric "
+                             "spoof_threshold") from None
+        if not 0.0 < value < 1.0:
+            raise ModelError(f"{_shown(self.path)}: sasv spoof_threshold {value} is not a "
+                             "probability")
+        return value
 
     def _check_tensors(self) -> None:
         shown = _shown(self.path)

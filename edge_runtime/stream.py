@@ -29,7 +29,7 @@ from edge_runtime.speech_presence import (
 
 if TYPE_CHECKING:
     from edge_runtime.config import Profile
-    from edge_runtime.verify import OwnerVerifier
+    from edge_runtime.verify import OwnerCheck, OwnerVerifier
 
 
 class FrameRing:
@@ -149,6 +149,10 @@ class StreamingFrontend:
 # --- live detection: ring of audio, speech gate, smoothing, decisions per utterance ---------
 
 GATE_BLOCK_SECONDS = 0.01  # the gate judges 10 ms blocks (a webrtcvad frame size too)
+# With an owner, the utterance's voice is embedded this long before its hangover ends (once
+# this much less than the hangover of silence has passed): the decision then finds the work
+# done, and the lock waits for the embedder only when it takes longer than this.
+OWNER_CHECK_LEAD_SECONDS = 0.3
 
 
 class AudioRing:
@@ -305,9 +309,11 @@ class DetectionEvent:
     clip: np.ndarray | None = field(default=None, repr=False, compare=False)
     # Speech gate: the window's speech probability, or the utterance's mean on a decision.
     speech_score: float | None = None
-    # With an owner: the utterance's cosine similarity to the owner's voice (bona fide
-    # utterances only; None where the embedder found no voice to describe).
+    # With an owner: the utterance's cosine similarity to the owner's voice and its speaker
+    # score (what the owner's threshold is compared to), where the voice was checked; None
+    # where it was not, or the embedder found no voice to describe.
     similarity: float | None = None
+    speaker_score: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -325,6 +331,8 @@ class DetectionEvent:
             data["windows"] = self.windows
             if self.similarity is not None:
                 data["similarity"] = round(self.similarity, 6)
+            if self.speaker_score is not None:
+                data["speaker_score"] = round(self.speaker_score, 6)
         return data
 
 
@@ -351,9 +359,13 @@ class LiveDetector:
     gate's threshold is decided "nospeech" whatever its spoof score: the energy gate opens
     utterances for any loud sound, the speech gate says whether one held speech.
 
-    With ``owner`` (an enrolled owner and the speaker embedder), a bona fide utterance is
-    embedded once, at its decision, and is "notowner" unless it matches the owner
-    (``edge_runtime.verify.owner_label``).
+    With ``owner`` (an enrolled owner and the speaker embedder), an utterance that may be the
+    owner's is "notowner" unless its voice matches the owner's (``OwnerVerifier.label``). The
+    voice is the utterance up to its last speech block (the hangover is silence). It is
+    embedded ``OWNER_CHECK_LEAD_SECONDS`` before the hangover would close the utterance, so the
+    decision finds the check done; if speech comes back, the check is made again at the next
+    pause. An utterance cut at ``max_utterance`` or by the end of the stream is embedded at its
+    decision.
     """
 
     def __init__(self, model: WindowScorer, frontend_config: FrontendConfig, threshold: float,
@@ -404,6 +416,11 @@ class LiveDetector:
         self._last_speech_block = 0
         self.windows_scored = 0
         self._last_scored_block = -1
+        lead_blocks = round(OWNER_CHECK_LEAD_SECONDS * rate / self.block)
+        self._owner_check_after = max(1, self.hangover_blocks - lead_blocks)
+        # (first sample, end sample, check) of the last early owner check.
+        self._owner_early: tuple[int, int, OwnerCheck] | None = None
+        self.owner_checks_at_decision = 0  # owner checks the decision had to wait for
 
     @property
     def rate(self) -> int:
@@ -446,6 +463,15 @@ class LiveDetector:
         if self._blocks % self.hop_blocks == 0 and self.stream.ready:
             events.append(self._score_latest(speech))
         silent_for = self._blocks - self._last_speech_block
+        if (self.owner is not None and silent_for == self._owner_check_after
+                and silent_for < self.hangover_blocks):
+            # Not when the decision so far cannot be the owner's (a spoof at the detector's
+            # threshold without an owner spoof threshold). An utterance shorter than the
+            # detector's window has no scores yet: checked all the same.
+            so_far = self.smoother.decision()
+            if so_far is None or self.owner.needs_check(so_far):
+                start, end = self._voice_span()
+                self._owner_early = (start, end, self._owner_check(start, end))
         if silent_for >= self.hangover_blocks:
             events.extend(self._decide(speech=False))
         elif self._blocks - self._start_block >= self.max_blocks:
@@ -531,22 +557,37 @@ class LiveDetector:
             if not self.speech.is_speech(self._speech_scores):
                 decision = NOSPEECH
         start = self._start_block * self.block + self._origin
-        similarity = None
-        if self.owner is not None and decision == BONAFIDE:
-            from edge_runtime.verify import owner_label
-
-            check = self.owner.check(self.audio.since(start), "utterance")
-            similarity = check.similarity
-            decision = owner_label(decision, check)
+        similarity = speaker_score = None
+        if self.owner is not None and self.owner.needs_check(decision):
+            voice_start, voice_end = self._voice_span()
+            early = self._owner_early
+            if early is not None and early[:2] == (voice_start, voice_end):
+                check = early[2]
+            else:
+                self.owner_checks_at_decision += 1
+                check = self._owner_check(voice_start, voice_end)
+            similarity, speaker_score = check.similarity, check.speaker_score
+            decision = self.owner.label(decision, check, self.smoother.utterance_score)
+        self._owner_early = None
         clip = self.audio.since(start) if self.keep_clips else None
         events.append(DetectionEvent(
             t=self._time(self._blocks), score=self.smoother.utterance_score, speech=speech,
             decision=decision, utterance=(self._time(self._start_block), self._time(self._blocks)),
             windows=len(self.smoother.scores), clip=clip, speech_score=utterance_speech,
-            similarity=similarity,
+            similarity=similarity, speaker_score=speaker_score,
         ))
         self._reset_scores()
         return events
+
+    def _voice_span(self) -> tuple[int, int]:
+        """Absolute samples of the open utterance up to the end of its last speech block."""
+        start = self._start_block * self.block + self._origin
+        end = max(start, self._origin + self._last_speech_block * self.block)
+        return start, end
+
+    def _owner_check(self, start: int, end: int) -> OwnerCheck:
+        assert self.owner is not None
+        return self.owner.check(self.audio.since(start)[: end - start], "utterance")
 
     def flush(self) -> list[DetectionEvent]:
         """End of stream: the open utterance, if any, gets its decision now."""
@@ -579,6 +620,7 @@ class LiveDetector:
         self._blocks = 0
         self._recent.clear()
         self._in_utterance = False
+        self._owner_early = None
         self._reset_scores()
 
 

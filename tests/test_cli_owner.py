@@ -74,7 +74,8 @@ def test_verify_decisions(store: Path, clip: Path, code: int, label: str) -> Non
     assert result.exit_code == code, result.output
     line = json.loads(result.output.splitlines()[-1])
     assert line["label"] == label and line["owner"] == "lj"
-    assert set(line) == {"path", "score", "speech", "similarity", "owner", "label"}
+    assert set(line) == {"path", "score", "speech", "similarity", "speaker_score", "owner",
+                         "label"}
 
 
 def test_verify_is_0_only_when_every_file_is_the_owner(store: Path, tmp_path: Path) -> None:
@@ -107,6 +108,8 @@ def test_enrolment_errors(store: Path, tmp_path: Path) -> None:
     result = cli("enrol", "--store", store, "--replace", "--threshold", "0.9", "lj", OWNER)
     assert result.exit_code == 0 and "threshold 0.9000" in result.output
     assert json.loads((store / "lj.json").read_text())["threshold"] == 0.9
+    result = cli("enrol", "--store", store, "--replace", "--threshold", "nan", "lj", OWNER)
+    assert result.exit_code == EXIT_INPUT_ERROR and "--threshold" in result.output
 
 
 def test_verify_unknown_owner_is_an_input_error(store: Path) -> None:

@@ -53,11 +53,24 @@ def test_a_record_round_trips_and_holds_no_audio(tmp_path: Path) -> None:
     path = store.save(owner())
     assert path == tmp_path / "owners" / "alice.json"
     raw = json.loads(path.read_text())
-    assert set(raw) == {"format_version", "name", "threshold", "model_sha256", "clips",
-                        "enrolled", "embedding"}
-    loaded = store.load("alice", model_sha256="ab" * 32)
+    assert set(raw) == {"format_version", "name", "threshold", "score_scale", "model_sha256",
+                        "clips", "enrolled", "embedding"}
+    loaded = store.load("alice", model_sha256="ab" * 32, score_scale="cosine")
     assert np.allclose(loaded.embedding, owner().embedding, atol=1e-6)
     assert loaded.threshold == 0.7 and store.names() == ["alice"]
+
+
+def test_a_threshold_on_another_score_scale_or_an_old_record_is_refused(tmp_path: Path) -> None:
+    store = OwnerStore(tmp_path / "owners")
+    path = store.save(owner())
+    with pytest.raises(OwnerError, match="enrol again"):
+        store.load("alice", score_scale="as-norm")
+    raw = json.loads(path.read_text())
+    raw["format_version"] = 1  # a cosine threshold from before score normalisation
+    del raw["score_scale"]
+    path.write_text(json.dumps(raw))
+    with pytest.raises(OwnerError, match="enrol again"):
+        store.load("alice")
     assert (tmp_path / "owners").stat().st_mode & 0o777 == 0o700
 
 
@@ -134,6 +147,20 @@ def test_only_the_owners_bona_fide_speech_passes() -> None:
     assert owner_label(NOSPEECH, match) == NOSPEECH
 
 
+def test_the_owner_spoof_threshold_redecides_spoof_from_the_score() -> None:
+    match = OwnerCheck(0.9, 1.5, score=2.0)
+    assert match.is_owner and not OwnerCheck(0.9, 1.5, score=1.0).is_owner
+    assert owner_label(SPOOF, match, spoof_score=0.6, spoof_threshold=0.75) == BONAFIDE
+    assert owner_label(SPOOF, match, spoof_score=0.8, spoof_threshold=0.75) == SPOOF
+    assert owner_label(BONAFIDE, match, spoof_score=0.3, spoof_threshold=0.2) == SPOOF
+    assert owner_label(NOSPEECH, match, spoof_score=0.1, spoof_threshold=0.75) == NOSPEECH
+    # Only the owner's voice is let through: a stranger the detector calls spoof stays spoof.
+    assert owner_label(SPOOF, None, spoof_score=0.6, spoof_threshold=0.75) == SPOOF
+    assert owner_label(SPOOF, OwnerCheck(0.2, 1.5, score=0.0), 0.6, 0.75) == SPOOF
+    assert owner_label(BONAFIDE, OwnerCheck(0.2, 1.5, score=0.0), 0.1, 0.75) == NOTOWNER
+    assert owner_label(SPOOF, match, spoof_score=None, spoof_threshold=0.75) == SPOOF
+
+
 def test_exit_codes_with_an_owner() -> None:
     assert exit_code_for([NOTOWNER]) == EXIT_NOT_OWNER
     assert exit_code_for([NOTOWNER, BONAFIDE]) == EXIT_BONAFIDE
@@ -172,11 +199,20 @@ class FakeVerifier:
         self.fail = fail
         self.calls: list[int] = []
 
+    spoof_threshold = None
+
     def check(self, audio: np.ndarray, name: str = "audio") -> OwnerCheck:
         self.calls.append(audio.shape[0])
         if self.fail:
             raise RuntimeError("interpreter fault")
         return OwnerCheck(self.similarity, 0.7)
+
+    def needs_check(self, detector_label: str) -> bool:
+        return detector_label == BONAFIDE
+
+    def label(self, detector_label: str, check: OwnerCheck | None,
+              spoof_score: float | None) -> str:
+        return owner_label(detector_label, check, spoof_score, self.spoof_threshold)
 
 
 def live(score: float, verifier: FakeVerifier) -> LiveDetector:
@@ -204,13 +240,36 @@ def test_live_decisions_combine_detection_and_verification(score, similarity, co
     actions = Actions(out, as_json=True)
     assert run_live(chunks(UTTERANCE), live(score, verifier), actions, once=True) == code
     assert actions.decisions == [label]
-    # The utterance's own audio is verified, once, and only when it is bona fide.
-    assert len(verifier.calls) == (1 if score < 0.5 else 0)
+    # The utterance's own audio is verified once, before its decision (an utterance shorter
+    # than the detector's window has no spoof score yet, so a spoof is verified too).
+    assert len(verifier.calls) == 1
     if verifier.calls:
         assert 1.5 * 16000 < verifier.calls[0] <= UTTERANCE.shape[0]
         event = json.loads(out.getvalue().splitlines()[-1])
         assert event["decision"] == label
-        assert ("similarity" in event) == (similarity is not None)
+        assert ("similarity" in event) == (similarity is not None and score < 0.5)
+
+
+def test_the_voice_is_checked_before_the_decision_so_the_lock_does_not_wait() -> None:
+    verifier = FakeVerifier(0.9)
+    detector = live(0.1, verifier)
+    events = [e for chunk in chunks(UTTERANCE) for e in detector.push(chunk)]
+    assert [e.decision for e in events if e.decision] == [BONAFIDE]
+    assert len(verifier.calls) == 1 and detector.owner_checks_at_decision == 0
+    # The voice ends with the last speech block: the hangover's silence is not embedded.
+    assert 1.6 * 16000 <= verifier.calls[0] <= 2.05 * 16000
+
+
+def test_speech_after_the_early_check_is_checked_again() -> None:
+    verifier = FakeVerifier(0.9)
+    detector = live(0.1, verifier)
+    pause = np.zeros(int(0.6 * 16000), dtype=np.float32)  # past the early check, < hangover
+    audio = np.concatenate([speech_like(2.0), pause, speech_like(1.0, seed=1),
+                            np.zeros(32000, dtype=np.float32)])
+    events = [e for chunk in chunks(audio) for e in detector.push(chunk)]
+    assert [e.decision for e in events if e.decision] == [BONAFIDE]
+    assert len(verifier.calls) == 2 and verifier.calls[1] > verifier.calls[0] + 16000
+    assert detector.owner_checks_at_decision == 0
 
 
 def test_a_verification_fault_is_never_a_yes() -> None:

@@ -12,8 +12,14 @@ import pytest
 
 from edge_runtime.audio import load_audio
 from edge_runtime.errors import AudioError, ModelError
+from edge_runtime.owners import Owner
 from edge_runtime.speaker import SpeakerEmbedder, cosine, default_speaker_model_path, unit
+from edge_runtime.speaker_score import SCALE_AS_NORM, SpeakerScorer
+from edge_runtime.verify import OwnerVerifier
 from tests.conftest import SAMPLES
+
+COHORT_FILE = json.loads(default_speaker_model_path().with_suffix(".json").read_text())[
+    "score_normalisation"]["cohort_file"]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +34,14 @@ def test_one_voice_is_closer_to_itself_than_to_another(embedder: SpeakerEmbedder
     first, second = embedder.embed(lj[:half]), embedder.embed(lj[half:])
     assert np.linalg.norm(first) == pytest.approx(1.0, abs=1e-5)
     assert np.array_equal(first, embedder.embed(lj[:half]))  # deterministic
-    same, different = cosine(first, second), cosine(first, embedder.embed(other))
-    assert same >= embedder.threshold > different
+    assert cosine(first, second) > cosine(first, embedder.embed(other))
+    owner = Owner(name="lj", embedding=first, threshold=embedder.threshold,
+                  model_sha256=embedder.card.sha256, clips=1, enrolled="-",
+                  score_scale=embedder.scorer.scale)
+    verifier = OwnerVerifier(embedder, owner)
+    assert embedder.scorer.scale == SCALE_AS_NORM  # the shipped card carries its cohort
+    assert verifier.check(lj[half:]).is_owner
+    assert not verifier.check(other).is_owner
 
 
 def test_silence_has_no_voice_to_describe(embedder: SpeakerEmbedder) -> None:
@@ -44,7 +56,37 @@ def model_copy(tmp_path: Path) -> Path:
     source = default_speaker_model_path()
     shutil.copy(source, tmp_path / source.name)
     shutil.copy(source.with_suffix(".json"), tmp_path / source.with_suffix(".json").name)
+    shutil.copy(source.parent / COHORT_FILE, tmp_path / COHORT_FILE)
     return tmp_path / source.name
+
+
+def test_the_cohort_must_be_the_one_on_the_card(model_copy: Path) -> None:
+    assert SpeakerEmbedder(model_copy).scorer.cohort is not None
+    cohort = model_copy.parent / COHORT_FILE
+    np.save(cohort, np.load(cohort)[:-1], allow_pickle=False)
+    with pytest.raises(ModelError, match="cohort was changed"):
+        SpeakerEmbedder(model_copy)
+    cohort.unlink()
+    with pytest.raises(ModelError, match="cannot read the speaker cohort"):
+        SpeakerEmbedder(model_copy)
+
+
+def test_as_norm_is_the_mean_of_both_sides_z_scores() -> None:
+    rng = np.random.default_rng(0)
+    cohort = rng.normal(size=(50, 8))
+    scorer = SpeakerScorer(cohort, top=10)
+    owner, test = unit(rng.normal(size=8)), unit(rng.normal(size=8))
+    unit_cohort = cohort / np.linalg.norm(cohort, axis=1, keepdims=True)
+
+    def side(vector: np.ndarray) -> tuple[float, float]:
+        closest = np.sort(unit_cohort @ vector)[-10:]
+        return closest.mean(), closest.std()
+
+    raw = float(owner @ test)
+    (mean_o, std_o), (mean_t, std_t) = side(owner), side(test)
+    expected = 0.5 * ((raw - mean_o) / std_o + (raw - mean_t) / std_t)
+    assert scorer.score(raw, test, scorer.stats(owner)) == pytest.approx(expected, rel=1e-5)
+    assert SpeakerScorer().score(raw, test, None) == raw  # no cohort: the cosine
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [

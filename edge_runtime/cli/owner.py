@@ -4,7 +4,7 @@ enrol: every clip must be bona fide speech (detector and speech gate), else noth
 and the exit code says why (1 spoof, 4 no speech, 2 unreadable), naming the clip. The owner's
 record (embedding and threshold, never audio) is written atomically into the store.
 
-verify: one line per file: spoof score, speaker similarity, decision. Exit 0 only if every file
+verify: one line per file: spoof score, speaker score, decision. Exit 0 only if every file
 is the owner's bona fide speech; 1 if any is spoof; else 5 if any is someone else's bona fide
 speech; else 4 if any holds no speech; 2 if a file could not be read (the others are still
 judged); 3 if a model cannot run.
@@ -13,6 +13,7 @@ judged); 3 if a model cannot run.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -65,9 +66,10 @@ def _fmt(value: float | None) -> str:
 @click.argument("name")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @store_option
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="This owner's speaker threshold (cosine similarity; default: the "
-                   "embedder card's, set at its target false-accept rate).")
+@click.option("--threshold", type=float, default=None,
+              help="This owner's speaker threshold (speaker score, normalised against the "
+                   "embedder's cohort; default: the card's, set at its target false-accept "
+                   "rate; lower opens for its owner more often and for strangers too).")
 @click.option("--replace", is_flag=True, help="Replace an owner already enrolled under NAME.")
 @model_option
 @speaker_model_option
@@ -81,10 +83,13 @@ def enrol(name: str, files: tuple[Path, ...], store_dir: Path | None, threshold:
     """Enrol owner NAME from a few clips of their voice (3 or more, a few seconds each)."""
     from edge_runtime.audio import display_path, load_audio
     from edge_runtime.owners import Owner, OwnerStore, check_name, enrolment_embedding, now_iso
-    from edge_runtime.speaker import SpeakerEmbedder, cosine
+    from edge_runtime.speaker import SpeakerEmbedder
     from edge_runtime.speech_presence import BONAFIDE, SPOOF
+    from edge_runtime.verify import OwnerVerifier
 
     check_name(name)
+    if threshold is not None and not math.isfinite(threshold):
+        raise click.BadParameter(f"{threshold} is not a number", param_hint="'--threshold'")
     store = OwnerStore(store_dir)
     if store.exists(name) and not replace:
         raise OwnerError(f"owner {name!r} is already enrolled in {store.folder}; "
@@ -107,16 +112,20 @@ def enrol(name: str, files: tuple[Path, ...], store_dir: Path | None, threshold:
         embeddings.append(embedder.embed(audio, shown))
         click.echo(f"{shown}\t{_fmt(result.score)}\tbonafide")
     owner_threshold = embedder.threshold if threshold is None else threshold
-    embedding = enrolment_embedding(embeddings)
+
+    def owner_from(vectors: list) -> Owner:
+        return Owner(name=name, embedding=enrolment_embedding(vectors), threshold=owner_threshold,
+                     model_sha256=embedder.card.sha256, clips=len(vectors), enrolled=now_iso(),
+                     score_scale=embedder.scorer.scale)
+
     for path, vector in zip(files, embeddings, strict=True):
         others = [e for e in embeddings if e is not vector]
-        if others and cosine(vector, enrolment_embedding(others)) < owner_threshold:
+        if others and not OwnerVerifier(embedder, owner_from(others)).check_embedding(
+                vector).is_owner:
             click.echo(f"edge-detect: warning: {display_path(path)} does not sound like the "
                        "other clips (below the threshold); enrol with clips of one voice",
                        err=True)
-    saved = store.save(Owner(name=name, embedding=embedding, threshold=owner_threshold,
-                             model_sha256=embedder.card.sha256, clips=len(files),
-                             enrolled=now_iso()))
+    saved = store.save(owner_from(embeddings))
     click.echo(f"enrolled {name} from {len(files)} clip{'s' if len(files) != 1 else ''} "
                f"(speaker threshold {owner_threshold:.4f}) in {saved}")
     if len(files) < 3:
@@ -142,10 +151,11 @@ def verify(files: tuple[Path, ...], owner_name: str, store_dir: Path | None, as_
     """Is each FILE the owner's own live voice? bonafide, spoof, notowner or nospeech."""
     from edge_runtime.audio import display_path, load_audio
     from edge_runtime.speech_presence import NOSPEECH, NOTOWNER, SPOOF
-    from edge_runtime.verify import OwnerVerifier, owner_label
+    from edge_runtime.verify import OwnerVerifier
 
-    verifier = OwnerVerifier.load(owner_name, store_dir, speaker_model_path, threads)
     scorer = _scorer(model_path, speech_model_path, speech_threshold, threads)
+    verifier = OwnerVerifier.load(owner_name, store_dir, speaker_model_path, threads,
+                                  detector_sha256=scorer.model.card.sha256)
     rate = verifier.embedder.card.frontend.sample_rate
     labels: set[str] = set()
     any_error = False
@@ -158,18 +168,20 @@ def verify(files: tuple[Path, ...], owner_name: str, store_dir: Path | None, as_
             any_error = True
             click.echo(f"edge-detect: error: {error}", err=True)
             continue
-        check = verifier.check(audio, shown) if result.label != NOSPEECH else None
-        label = owner_label(result.label, check)
+        check = verifier.check(audio, shown) if verifier.needs_check(result.label) else None
+        label = verifier.label(result.label, check, result.score)
         labels.add(label)
         similarity = None if check is None else check.similarity
+        speaker_score = None if check is None else check.speaker_score
         if as_json:
             click.echo(json.dumps({
                 "path": shown, "score": None if result.score is None else round(result.score, 6),
                 "speech": None if result.speech is None else round(result.speech, 6),
                 "similarity": None if similarity is None else round(similarity, 6),
+                "speaker_score": None if speaker_score is None else round(speaker_score, 6),
                 "owner": owner_name, "label": label}, ensure_ascii=False))
         else:
-            click.echo(f"{shown}\t{_fmt(result.score)}\t{_fmt(similarity)}\t{label}")
+            click.echo(f"{shown}\t{_fmt(result.score)}\t{_fmt(speaker_score)}\t{label}")
     if any_error:
         code = EXIT_INPUT_ERROR
     elif SPOOF in labels:

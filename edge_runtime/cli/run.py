@@ -171,9 +171,12 @@ def run(config_path: Path | None, input_path: str | None, fast: bool, rate: int 
         from edge_runtime.verify import OwnerVerifier
 
         # Loaded before listening: a missing owner or embedder is an error now, not a
-        # silent "anyone may pass" later.
-        owner = OwnerVerifier.load(profile.owner, profile.owner_store,
-                                   profile.model.speaker_model, profile.model.threads)
+        # silent "anyone may pass" later. A profile's own spoof threshold is kept as given;
+        # otherwise owner decisions use the owner spoof threshold calibrated for this detector.
+        owner = OwnerVerifier.load(
+            profile.owner, profile.owner_store, profile.model.speaker_model,
+            profile.model.threads,
+            detector_sha256=model.card.sha256 if profile.model.threshold is None else None)
         if owner.embedder.card.frontend.sample_rate != frontend_config.sample_rate:
             from edge_runtime.errors import ModelError
 
