@@ -19,6 +19,7 @@ import numpy as np
 
 from edge_runtime.frontend import Frontend, FrontendConfig
 from host_training.augment import AugmentConfig
+from host_training.batch_ring import BatchRing, SharedBatch, shared_rings_available
 from host_training.features import training_window
 from host_training.waveforms import ClipStore
 
@@ -109,6 +110,28 @@ def _loader_options(workers: int) -> dict[str, object]:
             "max_queue_size": QUEUE_PER_WORKER * max(workers, 1)}
 
 
+def _batch_ring(workers: int, batch_shape: tuple[int, ...]) -> BatchRing | None:
+    """Shared batch buffers for worker processes (none for one worker: no transfer). Slots
+    held at once: Keras's queue of ready batches, one task submitted past it, each worker's
+    batch in the making, and the few the trainer is consuming; slots are claimed lowest
+    first, so memory follows the most ever held at once, not this count."""
+    if workers <= 1 or not shared_rings_available():
+        return None
+    return BatchRing(QUEUE_PER_WORKER * workers + workers + 4, batch_shape)
+
+
+def _features_buffer(ring: BatchRing | None, rows: int,
+                     shape: tuple[int, ...]) -> tuple[np.ndarray, SharedBatch | None]:
+    """Where a batch's features are written: a ring slot when made in a worker process
+    (handed over as a SharedBatch reference), else (in the trainer, or no slot came free) a
+    private array that travels pickled."""
+    if ring is not None and ring.in_worker():
+        slot = ring.claim()
+        if slot is not None:
+            return ring.slot_array(slot)[:rows], SharedBatch(ring, slot, rows)
+    return np.empty((rows, *shape), dtype=np.float32), None
+
+
 class TrainingWindows(keras.utils.PyDataset):
     """One epoch: batches of (features, target, sample weight) over ``order`` (clip indices of
     ``store``, already shuffled), one augmented random window per clip."""
@@ -134,6 +157,7 @@ class TrainingWindows(keras.utils.PyDataset):
         self.noise_clips = noise_clips
         self.drop_remainder = drop_remainder
         self._frontend: Frontend | None = None
+        self._ring = _batch_ring(workers, (self.batch_size, *frontend.feature_shape, 1))
 
     @property
     def num_batches(self) -> int:
@@ -153,13 +177,13 @@ class TrainingWindows(keras.utils.PyDataset):
             self._frontend = Frontend(self.frontend_config)
         clips = self.batch_clips(index)
         bank = self.store.select(self.noise_clips) if self.noise_clips is not None else None
-        features = np.empty((len(clips), *self.frontend_config.feature_shape, 1),
-                            dtype=np.float32)
+        features, shared = _features_buffer(self._ring, len(clips),
+                                            (*self.frontend_config.feature_shape, 1))
         for row, clip in enumerate(clips):
             rng = clip_rng(self.seed, self.epoch, int(clip))
             features[row, ..., 0] = training_window(self.store[int(clip)], self._frontend,
                                                     rng, self.augment, bank)
-        return features, self.targets[clips], self.weights[clips]
+        return (features if shared is None else shared), self.targets[clips], self.weights[clips]
 
 
 def window_plan(lengths: np.ndarray, window: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,6 +214,7 @@ class ScoringWindows(keras.utils.PyDataset):
         self.owners, self.starts = window_plan(store.lengths(), window,
                                                max(1, int(window * hop_fraction)))
         self._frontend: Frontend | None = None
+        self._ring = _batch_ring(workers, (SCORING_BATCH, *frontend.feature_shape, 1))
 
     @property
     def num_batches(self) -> int:
@@ -204,14 +229,14 @@ class ScoringWindows(keras.utils.PyDataset):
         window = self.frontend_config.window_samples
         rows = np.arange(index * SCORING_BATCH, (index + 1) * SCORING_BATCH)
         rows = np.minimum(rows, len(self.owners) - 1)
-        features = np.empty((SCORING_BATCH, *self.frontend_config.feature_shape, 1),
-                            dtype=np.float32)
+        features, shared = _features_buffer(self._ring, SCORING_BATCH,
+                                            (*self.frontend_config.feature_shape, 1))
         for out, row in enumerate(rows):
             clip, start = int(self.owners[row]), int(self.starts[row])
             audio = (fit_to_window(self.store[clip], window) if start < 0
                      else self.store.read(clip, start, window))
             features[out, ..., 0] = self._frontend.window_features(audio)
-        return (features,)
+        return (features if shared is None else shared,)
 
 
 def stream_clip_scores(model, store: ClipStore, frontend: FrontendConfig,
