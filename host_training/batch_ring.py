@@ -86,9 +86,10 @@ class BatchRing:
                              offset=self.header_bytes + slot * self.slot_bytes
                              ).reshape(self.slot_shape)
 
-    def claim(self, timeout: float = CLAIM_TIMEOUT_SECONDS) -> int | None:
-        """A free slot, now held by the caller (a worker), or None after ``timeout``."""
-        deadline = time.monotonic() + timeout
+    def claim(self, timeout: float | None = None) -> int | None:
+        """A free slot, now held by the caller (a worker), or None after ``timeout``
+        (default ``CLAIM_TIMEOUT_SECONDS``)."""
+        deadline = time.monotonic() + (CLAIM_TIMEOUT_SECONDS if timeout is None else timeout)
         while True:
             # A record lock on the file, not a semaphore: nothing named to leak, and the
             # kernel drops it if its worker dies holding it.
