@@ -109,6 +109,24 @@ class BatchRing:
         # One byte store by the slot's only holder; claimers read the state under the file lock.
         self._map[slot] = _FREE
 
+    def trim(self) -> None:
+        """Give the memory of every free slot back to the kernel (its pages read as zeros
+        and fill again when next written). Under the claim lock, so no worker is writing
+        into a slot being trimmed."""
+        fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, 0)
+        try:
+            for slot in range(self.slots):
+                if self._map[slot] == _FREE:
+                    self._map.madvise(mmap.MADV_REMOVE,
+                                      self.header_bytes + slot * self.slot_bytes,
+                                      self.slot_bytes)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, 0)
+
+    def resident_bytes(self) -> int:
+        """Memory the ring holds now (the pages ever written and not trimmed)."""
+        return os.fstat(self._fd).st_blocks * 512
+
     def held(self) -> int:
         return self.slots - self._map[:self.slots].count(bytes([_FREE]))
 

@@ -120,6 +120,15 @@ def _batch_ring(workers: int, batch_shape: tuple[int, ...]) -> BatchRing | None:
     return BatchRing(QUEUE_PER_WORKER * workers + workers + 4, batch_shape)
 
 
+def _trim_ring(ring: BatchRing | None) -> None:
+    """Called at the end of every pass (and by Keras before it): the ring's memory goes back
+    to the kernel. TensorFlow's ``from_generator`` keeps every dataset it was given alive for
+    the life of the process, and with it the ring, so a long run would otherwise keep one
+    epoch's worth of batch memory per epoch."""
+    if ring is not None and not ring.in_worker():
+        ring.trim()
+
+
 def _features_buffer(ring: BatchRing | None, rows: int,
                      shape: tuple[int, ...]) -> tuple[np.ndarray, SharedBatch | None]:
     """Where a batch's features are written: a ring slot when made in a worker process
@@ -171,6 +180,9 @@ class TrainingWindows(keras.utils.PyDataset):
     def batch_clips(self, index: int) -> np.ndarray:
         return self.order[index * self.batch_size:(index + 1) * self.batch_size]
 
+    def on_epoch_end(self) -> None:
+        _trim_ring(self._ring)
+
     def __getitem__(self, index: int):
         if self._frontend is None:
             single_threaded_numpy()
@@ -219,6 +231,9 @@ class ScoringWindows(keras.utils.PyDataset):
     @property
     def num_batches(self) -> int:
         return -(-len(self.owners) // SCORING_BATCH)
+
+    def on_epoch_end(self) -> None:
+        _trim_ring(self._ring)
 
     def __getitem__(self, index: int):
         from edge_runtime.audio import fit_to_window

@@ -84,9 +84,10 @@ def test_a_worker_gets_no_slot_while_the_trainer_holds_them_all() -> None:
     assert ring.claim(timeout=0.05) == held[0]
 
 
-def _ring_maps(pid: int) -> int:
+def _ring_maps(pid: int, ring: BatchRing | None = None) -> int:
+    name = "edge-detect-batches" + (f"-{ring.token[:8]}" if ring is not None else "")
     try:
-        return Path(f"/proc/{pid}/maps").read_text().count("edge-detect-batches")
+        return Path(f"/proc/{pid}/maps").read_text().count(name)
     except (FileNotFoundError, ProcessLookupError):
         return 0
 
@@ -95,11 +96,26 @@ def test_a_dropped_ring_is_unmapped_and_nothing_is_named_in_dev_shm() -> None:
     before = set(os.listdir("/dev/shm"))
     ring = BatchRing(3, SHAPE)
     ring.slot_array(0)[:] = 1.0
-    assert _ring_maps(os.getpid()) >= 1
+    assert _ring_maps(os.getpid(), ring) >= 1
     assert set(os.listdir("/dev/shm")) - before == set()
+    mapped = BatchRing.__new__(BatchRing)
+    mapped.token = ring.token
     del ring
     gc.collect()
-    assert _ring_maps(os.getpid()) == 0
+    assert _ring_maps(os.getpid(), mapped) == 0
+
+
+def test_trimming_frees_the_free_slots_and_keeps_the_held_ones() -> None:
+    ring = BatchRing(3, (64, 1024))  # a slot of 256 kB: its pages show in the file's size
+    ring.owner = -1
+    for slot in range(3):
+        ring.slot_array(slot)[:] = 1.0
+    held = ring.claim()
+    written = ring.resident_bytes()
+    ring.trim()
+    assert ring.resident_bytes() <= written - 2 * ring.slot_bytes
+    assert ring.slot_array(held).min() == 1.0  # a worker may still be writing it
+    assert ring.slot_array((held + 1) % 3).max() == 0.0
 
 
 # A trainer streaming through 2 worker processes, which prints its workers' pids once they
