@@ -12,7 +12,8 @@ when the last reference to that array is dropped, so a slot is never rewritten w
 The ring is one anonymous shared-memory file (``memfd_create``): it has no name in /dev/shm,
 is not bound by that mount's size, and the kernel frees it when the last process that maps it
 exits, however it ends (normal exit, crash, Ctrl-C, SIGKILL); Keras's pool workers exit when
-the trainer does (their task pipe closes), so none keeps it alive. Where memfd is missing
+the trainer does (their task pipe closes, or, waiting for a slot, they see their parent go),
+so none keeps it alive. Where memfd is missing
 (not Linux), batches travel pickled as before; so does a batch whose worker finds no free
 slot in time.
 """
@@ -29,9 +30,10 @@ from multiprocessing import reduction
 
 import numpy as np
 
-# How long a worker waits for a free slot before sending its batch pickled instead: slots
-# free as the trainer consumes batches, so a wait this long means the trainer holds them.
-CLAIM_TIMEOUT_SECONDS = 5.0
+# How long a worker waits for a free slot before sending its batch pickled instead. Slots
+# free as the trainer consumes batches (a wait is the trainer being slower than the
+# workers), so a wait this long means something holds batches it should have let go.
+CLAIM_TIMEOUT_SECONDS = 30.0
 _CLAIM_POLL_SECONDS = 0.002
 _FREE, _HELD = 0, 1
 
@@ -90,6 +92,7 @@ class BatchRing:
         """A free slot, now held by the caller (a worker), or None after ``timeout``
         (default ``CLAIM_TIMEOUT_SECONDS``)."""
         deadline = time.monotonic() + (CLAIM_TIMEOUT_SECONDS if timeout is None else timeout)
+        parent = os.getppid()
         while True:
             # A record lock on the file, not a semaphore: nothing named to leak, and the
             # kernel drops it if its worker dies holding it.
@@ -103,6 +106,10 @@ class BatchRing:
                 fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, 0)
             if time.monotonic() >= deadline:
                 return None
+            if os.getppid() != parent:
+                # The trainer is gone (or the fork server that dies with it): a worker
+                # waiting here never reads Keras's task pipe, so would not see it close.
+                os._exit(1)
             time.sleep(_CLAIM_POLL_SECONDS)
 
     def release(self, slot: int) -> None:

@@ -27,6 +27,9 @@ from host_training.waveforms import ClipStore
 SCORING_BATCH = 256
 # Batches each worker may hold ready ahead of the model.
 QUEUE_PER_WORKER = 2
+# Batches in shared memory beyond one per worker: the one the model steps on, one its
+# backend still holds after the step, one ready for the next step.
+TRAINER_HELD_BATCHES = 3
 
 
 def clip_rng(seed: int, epoch: int, clip: int) -> np.random.Generator:
@@ -111,13 +114,13 @@ def _loader_options(workers: int) -> dict[str, object]:
 
 
 def _batch_ring(workers: int, batch_shape: tuple[int, ...]) -> BatchRing | None:
-    """Shared batch buffers for worker processes (none for one worker: no transfer). Slots
-    held at once: Keras's queue of ready batches, one task submitted past it, each worker's
-    batch in the making, and the few the trainer is consuming; slots are claimed lowest
-    first, so memory follows the most ever held at once, not this count."""
+    """Shared batch buffers for worker processes (none for one worker: no transfer): one
+    per worker's batch in the making and ``TRAINER_HELD_BATCHES`` more for the trainer's.
+    A worker finding none free waits for one, so ready batches never hold more memory than
+    this, however long the epoch or deep Keras's queue of tasks."""
     if workers <= 1 or not shared_rings_available():
         return None
-    return BatchRing(QUEUE_PER_WORKER * workers + workers + 4, batch_shape)
+    return BatchRing(workers + TRAINER_HELD_BATCHES, batch_shape)
 
 
 def _trim_ring(ring: BatchRing | None) -> None:
