@@ -10,7 +10,10 @@ JSON list (``benchmarks/results/training-scale.json``).
 ``--pipeline resident`` times the model step alone: a few batches of features made once by the
 same front end, cycled from memory, no workers; it shows what the devices can take when the
 input keeps up. ``--pipeline frontend`` times the workers' job alone (read, augment, features in
-``--workers`` forked processes, nothing handed over, no model): the most any loader could feed.
+``--workers`` forked processes, nothing handed over, no model), one fixed share per process:
+the slowest share sets the time, so it is a lower bound on what the workers can feed (the
+streamed loader, which hands each batch to whichever worker is free, measured 11-16 % more
+with a ring of 3 x workers + 4 slots).
 
     # 2-core host (TensorFlow):
     KERAS_BACKEND=tensorflow nice -n 10 .venv/bin/python benchmarks/training_scale.py --workers 2

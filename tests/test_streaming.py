@@ -74,6 +74,60 @@ def test_worker_processes_stream_the_in_memory_features(store) -> None:
     assert not np.array_equal(features, np.concatenate([b[0] for b in epoch(2, number=3)]))
 
 
+def test_worker_batches_arrive_in_shared_memory_not_pickled(store) -> None:
+    from host_training.batch_ring import shared_rings_available
+    from host_training.streaming import TrainingWindows
+
+    if not shared_rings_available():
+        pytest.skip("needs memfd (Linux)")
+    ones = np.ones(len(store), dtype=np.float32)
+    windows = TrainingWindows(store, np.arange(len(store)), ones, ones, FRONTEND, AUGMENT,
+                              0, 1, batch_size=4, workers=2)
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    held = []
+    for features, _, _ in PyDatasetAdapter(windows, shuffle=False).get_numpy_iterator():
+        held.append(features)
+        # each batch the trainer holds is a view of a ring slot, not an unpickled copy
+        assert windows._ring.held() >= len(held)
+    np.testing.assert_array_equal(held[0], windows[0][0])  # as the trainer computes it
+    del held, features
+    import gc
+    import time
+
+    # Keras's enqueuer thread may still be letting go of the last batch for a moment.
+    deadline = time.monotonic() + 5
+    while windows._ring.held() and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+    assert windows._ring.held() == 0
+    # Keras calls this after the pass: the batches' memory goes back even if TensorFlow keeps
+    # the dataset alive.
+    windows.on_epoch_end()
+    assert windows._ring.resident_bytes() <= windows._ring.header_bytes
+
+
+def test_batches_travel_pickled_when_the_trainer_holds_every_slot(store, monkeypatch) -> None:
+    from host_training import batch_ring, streaming
+
+    if not batch_ring.shared_rings_available():
+        pytest.skip("needs memfd (Linux)")
+    monkeypatch.setattr(batch_ring, "CLAIM_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(streaming, "_batch_ring",
+                        lambda workers, shape: batch_ring.BatchRing(1, shape))
+    ones = np.ones(len(store), dtype=np.float32)
+    windows = streaming.TrainingWindows(store, np.arange(len(store)), ones, ones, FRONTEND,
+                                        AUGMENT, 0, 1, batch_size=2, workers=2)
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    # Every batch is kept: the one slot stays held, so later batches must come pickled.
+    held = [features for features, _, _ in
+            PyDatasetAdapter(windows, shuffle=False).get_numpy_iterator()]
+    assert windows._ring.held() == 1 and len(held) == windows.num_batches
+    for index, features in enumerate(held):
+        np.testing.assert_array_equal(features, windows[index][0])
+
+
 def test_sharded_batches_split_each_global_batch(store) -> None:
     from host_training.streaming import Sharding, TrainingWindows
 
