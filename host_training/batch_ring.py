@@ -68,6 +68,16 @@ class BatchRing:
         self._fd = fd
         weakref.finalize(self, os.close, fd)
         _RINGS[self.token] = self
+        self._populate()
+
+    def _populate(self) -> None:
+        """Make every slot's pages resident now rather than as batches first fill them: the
+        ring is then a fixed cost of every pass, whatever its length (a pass of two batches
+        would otherwise peak lower than a long one, by up to the whole ring)."""
+        for slot in range(self.slots):
+            pages = np.frombuffer(self._map, dtype=np.uint8, count=self.slot_bytes,
+                                  offset=self.header_bytes + slot * self.slot_bytes)
+            pages[::mmap.PAGESIZE] = 0  # one write per page allocates it
 
     def _layout(self) -> int:
         self.slot_bytes = _round_up(int(np.prod(self.slot_shape)) * 4, mmap.PAGESIZE)
