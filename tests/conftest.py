@@ -4,6 +4,7 @@ test module that uses them."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,13 @@ import soundfile as sf
 from edge_runtime.model import default_model_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test interrupts: a process started from a background job
+    inherits SIGINT ignored, and Python then raises no KeyboardInterrupt, so the child gets
+    the default disposition a terminal's Ctrl-C meets."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"

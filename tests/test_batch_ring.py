@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from host_training.batch_ring import BatchRing, SharedBatch, shared_rings_available
+from tests.conftest import REPO, default_sigint
 
 pytestmark = pytest.mark.skipif(not shared_rings_available(), reason="needs memfd (Linux)")
-REPO = Path(__file__).resolve().parents[1]
 SHAPE = (4, 3, 2)
 
 _ring: BatchRing | None = None
@@ -152,7 +152,8 @@ def test_workers_and_their_shared_memory_go_with_the_trainer(tmp_path: Path, bac
     script = _TRAINER.format(repo=str(REPO), store=str(tmp_path / "store"))
     env = {**os.environ, "KERAS_BACKEND": backend}
     trainer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, env=env)
+                               stderr=subprocess.DEVNULL, text=True, env=env,
+                               preexec_fn=default_sigint)
     try:
         workers = [int(pid) for pid in trainer.stdout.readline().split()]
         assert workers, "the trainer started no worker processes"

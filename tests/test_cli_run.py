@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from edge_runtime.cli import main
 from edge_runtime.errors import EXIT_NO_SPEECH
-from tests.conftest import SAMPLES, asoundrc, speech_like
+from tests.conftest import SAMPLES, asoundrc, default_sigint, speech_like
 
 SPOOF_SAMPLE = SAMPLES / "spoof_espeak_ng.flac"
 BONA_SAMPLE = SAMPLES / "bonafide_ljspeech.flac"
@@ -214,7 +214,7 @@ def test_signals_stop_cleanly(tmp_path: Path, signum: int, code: int, message: s
     process = subprocess.Popen([*CLI, "run", "--input", "-", "--json", "--once", "--threshold",
                                 "1", "--save-clips", str(tmp_path)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, preexec_fn=default_sigint)
     try:
         # Speech without an end: an utterance is open and windows are being scored.
         process.stdin.write(pcm(0.0, 16000, 1))
