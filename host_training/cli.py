@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -82,10 +83,18 @@ def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache
 def export(run_dir: Path, out_path: Path | None, data_root: Path | None,
            cache_dir: Path) -> None:
     """Export the run's best model to full-integer int8 TFLite plus its model card."""
+    from edge_runtime.errors import EXIT_RUNTIME_FAULT
     from edge_runtime.model import default_model_path
-    from host_training.export import export_run
+    from host_training.datasets import DatasetError
+    from host_training.export import ExportError, export_run
 
-    export_run(run_dir, out_path or default_model_path(), data_root, cache_dir)
+    try:
+        export_run(run_dir, out_path or default_model_path(), data_root, cache_dir)
+    except (DatasetError, FileNotFoundError) as error:
+        _fail(str(error))
+    except ExportError as error:
+        click.echo(f"edge-train: error: {run_dir}: {error}", err=True)
+        sys.exit(EXIT_RUNTIME_FAULT)
 
 
 @main.command()

@@ -24,7 +24,44 @@ class ExportError(RuntimeError):
 
 
 def convert_int8(model, representative: np.ndarray) -> bytes:
-    """Keras model -> int8-in/int8-out TFLite flatbuffer, calibrated on ``representative``."""
+    """Keras model -> int8-in/int8-out TFLite flatbuffer, calibrated on ``representative``.
+
+    The conversion, and one inference of its result through the board's interpreter, run in a
+    child process: some graphs (SELU's exponential, measured) give an int8 model whose
+    allocation aborts the interpreter from C++ with no Python error, and a run that dies with a
+    bare "Aborted" tells its user nothing. Here that becomes an ExportError naming the step
+    and the signal, and no such model is handed on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edge-detect-int8-") as folder:
+        model_path, data_path, out_path = (Path(folder) / name for name in
+                                           ("model.keras", "representative.npy", "int8.tflite"))
+        model.save(model_path)
+        np.save(data_path, np.asarray(representative, dtype=np.float32))
+        child = subprocess.run([sys.executable, "-m", "host_training.export", str(model_path),
+                                str(data_path), str(out_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+        if child.returncode != 0:
+            steps = [line[len(_STEP):] for line in child.stderr.splitlines()
+                     if line.startswith(_STEP)]
+            step = steps[-1] if steps else "the TFLite converter, converting the model to int8"
+            if child.returncode < 0:
+                raise ExportError(f"{step}: crashed ({signal.Signals(-child.returncode).name})")
+            last = (child.stderr.strip().splitlines() or ["no message"])[-1]
+            raise ExportError(f"{step}: failed (exit {child.returncode}: {last})")
+        return out_path.read_bytes()
+
+
+# How the child names the step it is in on stderr, so a crash can be named.
+_STEP = "edge-detect step: "
+
+
+def _convert_int8_here(model, representative: np.ndarray) -> bytes:
     import tensorflow as tf
 
     def samples():
@@ -141,3 +178,21 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
         f"dev EER float {float_rates.eer * 100:.2f} % / int8 {int8_rates.eer * 100:.2f} %, "
         f"max |float-int8| {parity['max_abs_score_difference']:.4f}")
     return card.to_dict()
+
+
+if __name__ == "__main__":  # the child convert_int8 starts: MODEL.keras DATA.npy OUT.tflite
+    import sys
+
+    import keras
+
+    from edge_runtime.model import interpreter_class
+
+    print(f"{_STEP}the TFLite converter, converting the model to int8", file=sys.stderr,
+          flush=True)
+    _model = keras.models.load_model(sys.argv[1])
+    Path(sys.argv[3]).write_bytes(_convert_int8_here(_model, np.load(sys.argv[2])))
+    print(f"{_STEP}the board's interpreter, running the int8 model", file=sys.stderr,
+          flush=True)
+    _interpreter = interpreter_class()[0](model_path=sys.argv[3])
+    _interpreter.allocate_tensors()
+    _interpreter.invoke()

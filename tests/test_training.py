@@ -231,3 +231,59 @@ def test_ensemble_cli_needs_two_models(exported: dict) -> None:
                                     "--data", str(exported["corpus"])])
     assert out.exit_code == 2
     assert "at least two models" in out.output
+
+
+def _aborting_python(tmp_path: Path, step: str = "") -> str:
+    """A Python stand-in that dies as TensorFlow's converter, or LiteRT allocating a SELU
+    model, does (after announcing ``step`` as the conversion child does)."""
+    fake = tmp_path / "python-that-aborts"
+    announce = f'echo "{step}" >&2\n' if step else ""
+    fake.write_text(f"#!/bin/sh\n{announce}kill -ABRT $$\n")
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def test_a_converter_crash_is_an_export_error_not_a_dead_process(
+        exported: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import keras
+
+    from host_training.export import ExportError, convert_int8
+
+    model = keras.models.load_model(exported["run"].run_dir / "best.keras")
+    monkeypatch.setattr(sys, "executable", _aborting_python(tmp_path))
+    with pytest.raises(ExportError, match="crashed \\(SIGABRT\\)"):
+        convert_int8(model, np.zeros((2, *exported["config"].frontend.feature_shape)))
+
+
+def test_export_cli_says_what_failed_in_one_line_and_exits_3(
+        exported: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from host_training.cli import main
+
+    monkeypatch.setattr(sys, "executable", _aborting_python(tmp_path))
+    out_path = tmp_path / "m.tflite"
+    result = CliRunner().invoke(main, ["export", "--run", str(exported["run"].run_dir),
+                                       "--out", str(out_path), "--data",
+                                       str(exported["corpus"]), "--cache", str(tmp_path)])
+    assert result.exit_code == 3, result.output
+    assert "converter, converting the model to int8: crashed (SIGABRT)" in result.output
+    assert "Traceback" not in result.output
+    assert not out_path.exists()
+
+
+def test_an_int8_model_that_crashes_the_interpreter_is_not_handed_on(
+        exported: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import keras
+
+    from host_training.export import _STEP, ExportError, convert_int8
+
+    model = keras.models.load_model(exported["run"].run_dir / "best.keras")
+    step = f"{_STEP}the board's interpreter, running the int8 model"
+    monkeypatch.setattr(sys, "executable", _aborting_python(tmp_path, step))
+    with pytest.raises(ExportError, match="interpreter, running the int8 model: crashed"):
+        convert_int8(model, np.zeros((2, *exported["config"].frontend.feature_shape)))
