@@ -23,9 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from host_training.datasets import Utterance, load_split
+
+# False-accept rates on the non-target trials at which the speaker card records a threshold.
+FAR_TARGETS = (0.005, 0.01, 0.02, 0.05)
 
 TARGET, NONTARGET, SPOOF = "target", "nontarget", "spoof"
 # Corpora and splits the measurement reads by default: (root, split).
@@ -105,3 +109,10 @@ def build_trials(utterances: list[Utterance], *, enrol_clips: int = 3, min_tests
         rng.shuffle(spoofs)
         trials.extend(Trial(speaker, u, SPOOF) for u in spoofs[:max_spoofs])
     return TrialSet(enrolment, tuple(trials))
+
+
+def threshold_at_far(nontarget: np.ndarray, far: float) -> float:
+    """Lowest threshold that accepts at most ``far`` of the non-target trials."""
+    scores = np.sort(np.asarray(nontarget, dtype=np.float64))
+    allowed = int(np.floor(far * len(scores)))
+    return float(np.nextafter(scores[len(scores) - allowed - 1], np.inf))

@@ -25,11 +25,13 @@ from edge_runtime.speaker_frontend import EMBEDDER_FRONTEND, SpeakerFrontend
 from host_training.model_card import write_card
 from host_training.sasv_trials import (
     DEFAULT_SOURCES,
+    FAR_TARGETS,
     NONTARGET,
     TARGET,
     build_trials,
     is_one_person,
     read_sources,
+    threshold_at_far,
 )
 from host_training.speaker_export import (
     build_keras_embedder,
@@ -39,18 +41,10 @@ from host_training.speaker_export import (
 )
 from host_training.speaker_weights import load_weights, reference_embeddings
 
-FAR_TARGETS = (0.005, 0.01, 0.02, 0.05)
-
 
 def log(message: str) -> None:
     print(f"speaker-build: {message}", file=sys.stderr, flush=True)
 
-
-def threshold_at_far(nontarget: np.ndarray, far: float) -> float:
-    """Lowest cosine threshold that accepts at most ``far`` of the non-target trials."""
-    scores = np.sort(np.asarray(nontarget, dtype=np.float64))
-    allowed = int(np.floor(far * len(scores)))
-    return float(np.nextafter(scores[len(scores) - allowed - 1], np.inf))
 
 
 def probe_partials(count: int, seed: int) -> np.ndarray:

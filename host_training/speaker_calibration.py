@@ -39,18 +39,19 @@ from edge_runtime.speech_presence import NOSPEECH, SpeechPresence
 from host_training.model_card import update_card
 from host_training.sasv_trials import (
     DEFAULT_SOURCES,
+    FAR_TARGETS,
     NONTARGET,
     TARGET,
     TrialSet,
     build_trials,
     duration_seconds,
     read_sources,
+    threshold_at_far,
 )
 
 COHORT_FILE = "speaker_cohort.npy"
 COHORT_CLIPS = 700  # at most; the train splits hold 625 bona fide clips of non-trial voices
 COHORT_TOP = 100
-FAR_TARGETS = (0.005, 0.01, 0.02, 0.05)
 # Owner spoof thresholds tried (spoof probability; the detector's own is near 0.36).
 SPOOF_THRESHOLD_GRID = tuple(round(v, 2) for v in np.arange(0.30, 0.96, 0.05))
 
@@ -58,12 +59,6 @@ SPOOF_THRESHOLD_GRID = tuple(round(v, 2) for v in np.arange(0.30, 0.96, 0.05))
 def log(message: str) -> None:
     print(f"speaker-calibration: {message}", file=sys.stderr, flush=True)
 
-
-def threshold_at_far(nontarget: np.ndarray, far: float) -> float:
-    """Lowest threshold that accepts at most ``far`` of the non-target trials."""
-    scores = np.sort(np.asarray(nontarget, dtype=np.float64))
-    allowed = int(np.floor(far * len(scores)))
-    return float(np.nextafter(scores[len(scores) - allowed - 1], np.inf))
 
 
 def split_speakers(speakers: Iterable[str], seed: int = 0) -> tuple[set[str], set[str]]:
