@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -43,6 +44,17 @@ class DataConfig:
     report_splits: tuple[str, ...] = ()
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def epoch_learning_rate(training: OptimConfig, epoch: int) -> float:
+    """The learning rate of 1-based ``epoch``: set per epoch, so a resumed run continues it."""
+    if training.lr_schedule == "constant":
+        return training.learning_rate
+    return training.learning_rate * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1)
+                                                          / training.epochs))
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     epochs: int = 15
@@ -50,6 +62,10 @@ class OptimConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     patience: int = 4  # epochs without dev EER improvement before stopping
+    # "constant" keeps learning_rate; "cosine" lowers it each epoch along half a cosine to
+    # nearly 0 at the last epoch (Loshchilov & Hutter 2017), so a long run ends on small steps
+    # instead of wandering at the starting rate.
+    lr_schedule: str = "constant"
     # From this epoch on, also keep the running mean of the weights after each epoch (SWA,
     # Izmailov et al. 2018) and score it on dev like a checkpoint: one run's epochs scatter as
     # much as seeds do, and their average sits in a flatter, better-generalising region. 0 = off.
@@ -61,6 +77,9 @@ class OptimConfig:
     teacher_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule = {self.lr_schedule!r}: must be one of "
+                             f"{', '.join(LR_SCHEDULES)}")
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise ValueError(f"teacher_weight = {self.teacher_weight}: must be in [0, 1]")
         if self.teacher_weight > 0 and not self.teacher_scores:

@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_output, write_text_atomically
 from edge_runtime.metrics import equal_error_rate
-from host_training.config import TrainConfig
+from host_training.config import TrainConfig, epoch_learning_rate
 from host_training.datasets import Utterance, default_data_root, load_split, summarize
 from host_training.sampling import capped_selection, speaker_balanced_weights
 from host_training.waveforms import load_clip_store
@@ -268,6 +268,8 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
             weights = class_weights(train_labels[chosen])
             sample_weights = np.where(train_labels == 1, weights[1],
                                       weights[0]).astype(np.float32)
+        learning_rate = epoch_learning_rate(config.training, epoch)
+        model.optimizer.learning_rate.assign(learning_rate)
         windows = TrainingWindows(
             train_store, rng.permutation(chosen), train_targets, sample_weights,
             config.frontend, config.augment, seed, epoch, config.training.batch_size,
@@ -279,6 +281,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         rates = dev_rates()
         entry = {"epoch": epoch, "loss": float(fit.history["loss"][0]), "dev_eer": rates.eer,
                  "dev_threshold": rates.threshold, "clips": int(windows.clips),
+                 "learning_rate": learning_rate,
                  "clips_per_second": windows.clips / train_seconds}
         improved = rates.eer < best[1]
         if improved:

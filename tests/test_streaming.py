@@ -217,6 +217,19 @@ def test_an_interrupted_run_resumes_on_the_same_stream(tiny_corpus: Path,
               tiny_corpus, quiet, 2)
 
 
+def test_the_cosine_schedule_reaches_the_optimizer(tiny_corpus: Path, tmp_path: Path) -> None:
+    import keras
+
+    from host_training.train import train
+
+    train(_tiny_config(2, learning_rate=0.01, lr_schedule="cosine"), tmp_path / "run",
+          tmp_path / "cache", tiny_corpus, lambda _: None, 2)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [e["learning_rate"] for e in history] == pytest.approx([0.01, 0.005])
+    last = keras.models.load_model(tmp_path / "run" / "last.keras")
+    assert float(last.optimizer.learning_rate) == pytest.approx(0.005)
+
+
 JAX_TRAINS = """
 import json, sys
 from pathlib import Path

@@ -3,6 +3,7 @@ where it is read, not carried into a run as truthy or coerced."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,22 @@ def test_an_integer_is_taken_where_a_float_is_declared(tmp_path: Path) -> None:
     path = tmp_path / "lr.toml"
     path.write_text("[training]\nlearning_rate = 1\n")
     assert load_config(path).training.learning_rate == 1.0
+
+
+def test_a_cosine_schedule_starts_at_the_rate_and_falls_each_epoch() -> None:
+    from host_training.config import OptimConfig, epoch_learning_rate
+
+    cosine = OptimConfig(epochs=4, learning_rate=2e-3, lr_schedule="cosine")
+    rates = [epoch_learning_rate(cosine, epoch) for epoch in range(1, 5)]
+    assert rates[0] == pytest.approx(2e-3)
+    assert rates[2] == pytest.approx(1e-3)
+    assert all(a > b > 0 for a, b in itertools.pairwise(rates))
+    constant = OptimConfig(epochs=4, learning_rate=2e-3)
+    assert {epoch_learning_rate(constant, epoch) for epoch in range(1, 5)} == {2e-3}
+
+
+def test_an_unknown_schedule_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[training]\nlr_schedule = "linear"\n')
+    with pytest.raises(ValueError, match="lr_schedule = 'linear'"):
+        load_config(path)
