@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 ACTIVATIONS = ("relu", "leaky_relu", "selu", "hard_swish", "elu")
 ARCHITECTURES = ("edge", "specrnet")
+# How the last feature map becomes one vector: "global" averages over time and frequency;
+# "time" averages over time only and keeps each band group's channels, so the head knows
+# where in the spectrum a trace lies (vocoder and codec artifacts sit in particular bands);
+# "time_max" adds the maximum over time beside the mean, so a trace in a few frames is not
+# averaged away over a 4 s window.
+POOLINGS = ("global", "time", "time_max")
 
 
 @dataclass(frozen=True)
@@ -23,12 +29,15 @@ class ModelConfig:
     blocks: int = 3
     dense_units: int = 64
     dropout: float = 0.3
+    pooling: str = "global"
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}")
 
 
 def _activation(name: str):
@@ -65,7 +74,16 @@ def build_model(input_shape: tuple[int, int], config: ModelConfig):
         x = layers.Add()([x, shortcut])
         x = _activation(config.activation)(x)
         x = layers.MaxPooling2D(2)(x)
-    x = layers.GlobalAveragePooling2D()(x)
+    if config.pooling == "global":
+        x = layers.GlobalAveragePooling2D()(x)
+    else:
+        # Pools spanning all frames: AVERAGE_POOL_2D / MAX_POOL_2D, both int8 kernels.
+        over_time = (x.shape[1], 1)
+        pooled = [layers.AveragePooling2D(over_time, name="time_mean")(x)]
+        if config.pooling == "time_max":
+            pooled.append(layers.MaxPooling2D(over_time, name="time_max")(x))
+        x = pooled[0] if len(pooled) == 1 else layers.Concatenate()(pooled)
+        x = layers.Flatten(name="bands_channels")(x)
     x = layers.Dense(config.dense_units, name="dense")(x)
     x = _activation(config.activation)(x)
     x = layers.Dropout(config.dropout)(x)

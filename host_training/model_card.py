@@ -106,7 +106,8 @@ def render(card: dict[str, Any]) -> str:
         f"| architecture | {arch.get('family', '?')}: {arch.get('architecture', 'edge')}, "
         f"activation {arch.get('activation', '?')}, stem {arch.get('stem_channels', '?')} "
         f"channels doubling over {arch.get('blocks', '?')} blocks, dense "
-        f"{arch.get('dense_units', '?')}, dropout {arch.get('dropout', '?')} |",
+        f"{arch.get('dense_units', '?')}, dropout {arch.get('dropout', '?')}, pooling "
+        f"{arch.get('pooling', 'global')} |",
         f"| parameters | {card.get('parameters', '?')} |",
         f"| input | int8 {card['input']['shape']}, scale {card['input']['scale']:.5f}, "
         f"zero point {card['input']['zero_point']} |",

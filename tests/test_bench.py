@@ -70,7 +70,11 @@ def test_macs_of_shipped_model_match_its_architecture(shipped_model_path: Path):
         out = channels * 2
         expected += frames * bands * out * (channels + 9 * channels + 9 * out)
         frames, bands, channels = frames // 2, bands // 2, out
-    expected += channels * arch["dense_units"] + arch["dense_units"]
+    # The head: "global" pooling hands the dense layer one value per channel; the time
+    # poolings one per channel and band group (twice with the maximum beside the mean).
+    head_inputs = {"global": channels, "time": channels * bands,
+                   "time_max": 2 * channels * bands}[arch.get("pooling", "global")]
+    expected += head_inputs * arch["dense_units"] + arch["dense_units"]
     assert read_graph(shipped_model_path).macs == expected
 
 
