@@ -9,6 +9,7 @@ shard would add every page it ever touched to the reader's resident set).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import multiprocessing
 import os
@@ -134,13 +135,30 @@ def write_store(folder: Path, clips, progress=None) -> ClipStore:
                 progress(len(rows))
         handle.close()
         np.save(partial / INDEX_FILE, np.asarray(rows, dtype=np.int64).reshape(-1, 3))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(partial, folder)
+        _publish(partial, folder)
     except BaseException:
         handle.close()
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return ClipStore(folder)
+
+
+def _publish(partial: Path, folder: Path) -> None:
+    """Moves a finished store into place. Runs sharing a cache decode the same clips under the
+    same key at once; when another process published first, its store stands and this copy is
+    dropped, since removing a published store would pull it from under a run reading it."""
+    for _ in range(2):
+        try:
+            os.replace(partial, folder)
+            return
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if (folder / INDEX_FILE).exists():
+            shutil.rmtree(partial, ignore_errors=True)
+            return
+        shutil.rmtree(folder, ignore_errors=True)  # no index: a leftover, never a store
+    raise OSError(f"{folder}: could not publish the decoded clips")
 
 
 def load_clip_store(utterances: list[Utterance], sample_rate: int, cache_dir: Path,

@@ -81,6 +81,40 @@ def test_clip_store_reads_float32_clips_from_int16_shards(tmp_path: Path) -> Non
     assert not list(tmp_path.glob(".partial-*"))
 
 
+def test_a_store_another_run_published_first_stands(tmp_path: Path, monkeypatch) -> None:
+    """Two runs sharing a cache decode the same clips at once (measured: three of eight runs
+    started together died in os.replace, 'Directory not empty'). The one that publishes
+    second keeps the first one's store and leaves nothing behind."""
+    import os
+
+    from host_training import waveforms
+    from host_training.waveforms import write_store
+
+    clips = [np.array([1, 2, 3], dtype=np.int16), np.array([4, 5], dtype=np.int16)]
+    folder = tmp_path / "clips"
+    real_replace = os.replace
+
+    def other_run_publishes_first(source, target):
+        if Path(target) == folder and not folder.exists():
+            monkeypatch.setattr(waveforms.os, "replace", real_replace)
+            write_store(tmp_path / "other", iter(clips))  # the other run's own partial
+            real_replace(tmp_path / "other", folder)
+            monkeypatch.setattr(waveforms.os, "replace", other_run_publishes_first)
+        real_replace(source, target)
+
+    monkeypatch.setattr(waveforms.os, "replace", other_run_publishes_first)
+    published = (folder / "index.npy")
+    store = write_store(folder, iter(clips))
+    assert published.exists() and len(store) == 2
+    np.testing.assert_array_equal(store[1] * 32768, [4, 5])
+    assert not list(tmp_path.glob(".partial-*"))
+    # A folder without an index is a leftover, not a store: it is replaced.
+    monkeypatch.setattr(waveforms.os, "replace", real_replace)
+    published.unlink()
+    store = write_store(folder, iter(clips[:1]))
+    assert len(store) == 1 and published.exists()
+
+
 def test_teacher_scores_soften_targets_and_missing_clips_keep_labels(tmp_path: Path) -> None:
     import json
 
