@@ -32,6 +32,11 @@ from tests.conftest import REPO, speech_like
 EDGE_DETECT = [sys.executable, "-m", "edge_runtime"]
 # The model's output is int8: one step is 1/256; the printed score is rounded to 1e-4.
 SCORE_TOLERANCE = 1 / 256 + 1e-4
+# A file at another rate reaches the oracle through scipy (float64 DC filter, resample_poly) and
+# the board through its NumPy float32 path; the sub-LSB differences flip a few int8 input
+# values, which the four-block detector turns into up to 3 output steps (measured: 8 kHz 1.5,
+# 96 kHz 3).
+RESAMPLED_TOLERANCE = 4 / 256 + 1e-4
 
 Builder = Callable[[Path], Path]
 
@@ -167,7 +172,8 @@ def test_scored_case_matches_the_one_shot_oracle(case: str, tmp_path: Path,
     assert error is None and err == ""
     shown, score, label = out.rstrip("\n").split("\t")
     assert shown == str(path)
-    assert abs(float(score) - oracle_score(path, model)) <= SCORE_TOLERANCE
+    tolerance = SCORE_TOLERANCE if sf.info(path).samplerate == 16000 else RESAMPLED_TOLERANCE
+    assert abs(float(score) - oracle_score(path, model)) <= tolerance
     assert label == ("spoof" if float(score) >= model.threshold else "bonafide")
     assert code == (1 if label == "spoof" else 0)
 
