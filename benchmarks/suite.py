@@ -55,7 +55,9 @@ TARGETS = (
     ("stream_rtf", "streaming real-time factor (60 s, hop 0.5 s)", "<=", 0.005, ""),
     ("peak_rss_mb", "edge process peak RSS (MB)", "<=", 60.0, "MB"),
     ("cold_start_s", "cold start to first score (s)", "<=", 0.5, "s"),
-    ("model_kb", "shipped model size (KB)", "<=", 300.0, "KB"),
+    # Issue 10 raised the detector's budget to 400 k parameters, 250 M MAC and 500 KB (300 KB
+    # before it).
+    ("model_kb", "shipped model size (KB)", "<=", 500.0, "KB"),
 )
 
 

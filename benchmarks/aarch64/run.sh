@@ -3,8 +3,8 @@
 #   1. the int8 model on identical int8 inputs (every window of samples/*.flac) must give
 #      bit-identical outputs on x86_64 and on emulated Cortex-A72 (Pi 4) and Cortex-A76 (Pi 5),
 #      with LiteRT's reference kernels and with its default (XNNPACK) kernels; and
-#      `classify` on samples/*.flac must give the same labels, scores within one output step
-#      (the float front end may round an input value across a quantisation step);
+#      `classify` on samples/*.flac must give the same labels, scores within four output steps
+#      (the float front end may round an input value across a quantisation step; parity.py);
 #   2. `bench` must complete (its timings are emulated: NOT representative of a real board).
 #
 # Usage: sudo benchmarks/aarch64/run.sh [--fresh]
