@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.frontend import Frontend
+from edge_runtime.frontend import Frontend, FrontendConfig
 from edge_runtime.metrics import equal_error_rate
 from edge_runtime.model import ModelCard, SpoofModel, TensorQuantization, sha256_of
 from host_training.config import config_from_dict
 from host_training.datasets import default_data_root, load_split
 from host_training.features import clip_scores, clip_windows, keras_window_scores
+from host_training.model_card import write_card
 from host_training.train import _subset
 from host_training.waveforms import load_waveforms
 
@@ -93,6 +94,21 @@ def tensor_report(tflite_path: Path) -> dict[str, Any]:
     return {"tensor_dtypes": dict(dtypes), "ops": ops}
 
 
+def provisional_model(tflite_path: Path, frontend: FrontendConfig) -> SpoofModel:
+    """The int8 model as the board runs it, under a provisional card written beside it
+    (threshold 0.5, no measurements), so SpoofModel accepts it before its threshold and
+    float-vs-int8 parity are measured."""
+    from edge_runtime.model import interpreter_class
+
+    interpreter_type, _ = interpreter_class()
+    probe = interpreter_type(model_path=str(tflite_path))
+    input_q = TensorQuantization(*probe.get_input_details()[0]["quantization"])
+    output_q = TensorQuantization(*probe.get_output_details()[0]["quantization"])
+    write_card(tflite_path, ModelCard(tflite_path.name, sha256_of(tflite_path), frontend,
+                                      input_q, output_q, 0.5))
+    return SpoofModel(tflite_path)
+
+
 def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
                cache_dir: Path | None = None, representative_count: int = 300,
                log=print) -> dict[str, Any]:
@@ -131,17 +147,8 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     features, owners = clip_windows(dev_waves, frontend)
     float_windows = keras_window_scores(model, features)
 
-    # Provisional card so SpoofModel accepts the file; threshold and parity are filled below.
-    from edge_runtime.model import interpreter_class
-    from host_training.model_card import write_card
-
-    interpreter_type, _ = interpreter_class()
-    probe = interpreter_type(model_path=str(out_path))
-    input_q = TensorQuantization(*probe.get_input_details()[0]["quantization"])
-    output_q = TensorQuantization(*probe.get_output_details()[0]["quantization"])
-    card = ModelCard(out_path.name, sha256_of(out_path), config.frontend, input_q, output_q, 0.5)
-    card_path = write_card(out_path, card)
-    int8_model = SpoofModel(out_path)
+    int8_model = provisional_model(out_path, config.frontend)
+    input_q, output_q = int8_model.input_quantization, int8_model.output_quantization
     int8_windows = int8_model.score_windows(features)
 
     float_clips = clip_scores(float_windows, owners, len(dev_utts))
@@ -173,7 +180,7 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     }
     card = ModelCard(out_path.name, sha256_of(out_path), config.frontend, input_q, output_q,
                      threshold, extra)
-    write_card(out_path, card)
+    card_path = write_card(out_path, card)
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.1f} KiB) and {card_path.name}; "
         f"dev EER float {float_rates.eer * 100:.2f} % / int8 {int8_rates.eer * 100:.2f} %, "
         f"max |float-int8| {parity['max_abs_score_difference']:.4f}")
