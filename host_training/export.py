@@ -15,6 +15,7 @@ from edge_runtime.model import ModelCard, SpoofModel, TensorQuantization, sha256
 from host_training.config import config_from_dict
 from host_training.datasets import default_data_root, load_split
 from host_training.features import clip_scores, clip_windows, keras_window_scores
+from host_training.model import board_model
 from host_training.model_card import write_card
 from host_training.train import _subset
 from host_training.waveforms import load_waveforms
@@ -134,7 +135,7 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     representative, _ = clip_windows(train_waves, frontend)
     log(f"converting to int8 with {len(representative)} representative windows")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(convert_int8(model, representative))
+    out_path.write_bytes(convert_int8(board_model(model, config.model), representative))
     report = tensor_report(out_path)
     if report["tensor_dtypes"].get("float32"):
         raise ExportError(f"{out_path}: float32 tensors remain after int8 conversion: {report}")
@@ -192,6 +193,7 @@ if __name__ == "__main__":  # the child convert_int8 starts: MODEL.keras DATA.np
 
     import keras
 
+    import host_training.board_layers  # noqa: F401  (load_model needs SixHardSwish registered)
     from edge_runtime.model import interpreter_class
 
     print(f"{_STEP}the TFLite converter, converting the model to int8", file=sys.stderr,

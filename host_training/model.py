@@ -40,18 +40,27 @@ class ModelConfig:
             raise ValueError(f"pooling must be one of {POOLINGS}")
 
 
-def _activation(name: str):
+def _activation(name: str, board: bool = False):
     import keras
 
     if name == "leaky_relu":
         return keras.layers.LeakyReLU(negative_slope=0.3)
     if name == "hard_swish":
+        if board:
+            from host_training.board_layers import SixHardSwish
+
+            return SixHardSwish()
         return keras.layers.Activation("hard_swish")
     return keras.layers.Activation(name)
 
 
-def build_model(input_shape: tuple[int, int], config: ModelConfig):
-    """(frames, bands) -> spoof probability."""
+# The one layer that reads the features rather than an activation.
+_INPUT_LAYER = "stem_conv"
+
+
+def build_model(input_shape: tuple[int, int], config: ModelConfig, board: bool = False):
+    """(frames, bands) -> spoof probability. ``board``: hard-swish as 6 * hard_swish (see
+    board_model); only for conversion."""
     import keras
 
     if config.architecture == "specrnet":
@@ -62,17 +71,17 @@ def build_model(input_shape: tuple[int, int], config: ModelConfig):
     layers = keras.layers
     inputs = keras.Input(shape=(*input_shape, 1), name="features")
     x = layers.Conv2D(config.stem_channels, 3, padding="same", name="stem_conv")(inputs)
-    x = _activation(config.activation)(x)
+    x = _activation(config.activation, board)(x)
     x = layers.MaxPooling2D(2)(x)
     channels = config.stem_channels
     for block in range(config.blocks):
         channels *= 2
         shortcut = layers.Conv2D(channels, 1, name=f"block{block}_skip")(x)
         x = layers.Conv2D(channels, 3, padding="same", name=f"block{block}_conv1")(x)
-        x = _activation(config.activation)(x)
+        x = _activation(config.activation, board)(x)
         x = layers.Conv2D(channels, 3, padding="same", name=f"block{block}_conv2")(x)
         x = layers.Add()([x, shortcut])
-        x = _activation(config.activation)(x)
+        x = _activation(config.activation, board)(x)
         x = layers.MaxPooling2D(2)(x)
     if config.pooling == "global":
         x = layers.GlobalAveragePooling2D()(x)
@@ -85,7 +94,26 @@ def build_model(input_shape: tuple[int, int], config: ModelConfig):
         x = pooled[0] if len(pooled) == 1 else layers.Concatenate()(pooled)
         x = layers.Flatten(name="bands_channels")(x)
     x = layers.Dense(config.dense_units, name="dense")(x)
-    x = _activation(config.activation)(x)
+    x = _activation(config.activation, board)(x)
     x = layers.Dropout(config.dropout)(x)
     outputs = layers.Dense(1, activation="sigmoid", name="spoof_probability")(x)
     return keras.Model(inputs, outputs, name="specrnet_edge")
+
+
+def board_model(model, config: ModelConfig):
+    """``model`` in the form converted to int8 for the board: the same function, with every
+    op an int8 kernel that LiteRT's XNNPACK delegate runs (host_training.board_layers).
+
+    Only hard-swish needs it: its activations become 6 * hard_swish(x), and every layer that
+    reads an activation (all but the stem) has its kernel divided by 6 to match. Pooling and
+    flattening between them are positively homogeneous, so the scores are the same."""
+    if config.activation != "hard_swish" or config.architecture != "edge":
+        return model
+    board = build_model(tuple(model.input_shape[1:3]), config, board=True)
+    for layer in board.layers:
+        weights = model.get_layer(layer.name).get_weights() if layer.weights else []
+        if weights and layer.name != _INPUT_LAYER:
+            weights[0] = weights[0] / 6.0
+        if weights:
+            layer.set_weights(weights)
+    return board

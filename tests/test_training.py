@@ -311,3 +311,57 @@ def test_pooling_over_time_exports_to_full_int8_and_agrees(pooling: str,
     float_scores = model.predict(features[..., None], verbose=0)[:, 0]
     int8_scores = provisional_model(path, frontend).score_windows(features)
     assert np.corrcoef(float_scores, int8_scores)[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("pooling", ["global", "time"])
+def test_hard_swish_board_form_is_the_same_function(pooling: str) -> None:
+    """6 * hard_swish with the factor taken out of every kernel that reads an activation: the
+    float scores are the trained model's, whatever the weights."""
+    import keras
+
+    from host_training.model import ModelConfig, board_model, build_model
+
+    config = ModelConfig(activation="hard_swish", stem_channels=4, blocks=2, dense_units=8,
+                         pooling=pooling)
+    model = build_model((50, 16), config)
+    rng = np.random.default_rng(1)
+    model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(np.float32)
+                       for w in model.get_weights()])
+    board = board_model(model, config)
+    assert not any(isinstance(layer, keras.layers.Activation) for layer in board.layers)
+    features = rng.normal(-2.0, 3.0, size=(6, 50, 16, 1)).astype(np.float32)
+    assert np.allclose(board.predict(features, verbose=0), model.predict(features, verbose=0),
+                       atol=1e-5)
+    relu = ModelConfig(stem_channels=4, blocks=2, dense_units=8)
+    assert board_model(build_model((50, 16), relu), relu).count_params() > 0
+
+
+def test_hard_swish_exports_without_the_hard_swish_kernel(tmp_path: Path) -> None:
+    """LiteRT's XNNPACK delegate has no int8 HARD_SWISH: exported through export_run's path,
+    a hard-swish model holds only ADD and MUL for it, runs as one delegate partition, and its
+    int8 scores follow the float ones."""
+    from edge_runtime.frontend import FrontendConfig
+    from edge_runtime.model import interpreter_class
+    from host_training.export import convert_int8, provisional_model
+    from host_training.model import ModelConfig, board_model, build_model
+
+    frontend = FrontendConfig(window_seconds=1.0, n_bands=40)
+    config = ModelConfig(activation="hard_swish", stem_channels=4, blocks=2, dense_units=16)
+    model = build_model(frontend.feature_shape, config)
+    features = np.random.default_rng(0).normal(
+        -4.0, 2.0, size=(24, *frontend.feature_shape)).astype(np.float32)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert_int8(board_model(model, config), features))
+    report = tensor_report(path)
+    assert "float32" not in report["tensor_dtypes"], report
+    assert "HARD_SWISH" not in report["ops"] and "MUL" in report["ops"], report
+    interpreter_type, name = interpreter_class()
+    if name.startswith("ai_edge_litert"):  # its default XNNPACK delegate
+        interpreter = interpreter_type(model_path=str(path))
+        interpreter.allocate_tensors()
+        interpreter.invoke()  # the default delegate is applied at the first invoke
+        ops = [op["op_name"] for op in interpreter._get_ops_details()]
+        assert ops.count("DELEGATE") == 1, ops
+    float_scores = model.predict(features[..., None], verbose=0)[:, 0]
+    int8_scores = provisional_model(path, frontend).score_windows(features)
+    assert np.corrcoef(float_scores, int8_scores)[0, 1] > 0.9
