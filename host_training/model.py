@@ -70,7 +70,7 @@ def build_model(input_shape: tuple[int, int], config: ModelConfig, board: bool =
 
     layers = keras.layers
     inputs = keras.Input(shape=(*input_shape, 1), name="features")
-    x = layers.Conv2D(config.stem_channels, 3, padding="same", name="stem_conv")(inputs)
+    x = layers.Conv2D(config.stem_channels, 3, padding="same", name=_INPUT_LAYER)(inputs)
     x = _activation(config.activation, board)(x)
     x = layers.MaxPooling2D(2)(x)
     channels = config.stem_channels
@@ -111,9 +111,10 @@ def board_model(model, config: ModelConfig):
         return model
     board = build_model(tuple(model.input_shape[1:3]), config, board=True)
     for layer in board.layers:
-        weights = model.get_layer(layer.name).get_weights() if layer.weights else []
-        if weights and layer.name != _INPUT_LAYER:
+        if not layer.weights:
+            continue
+        weights = model.get_layer(layer.name).get_weights()
+        if layer.name != _INPUT_LAYER:
             weights[0] = weights[0] / 6.0
-        if weights:
-            layer.set_weights(weights)
+        layer.set_weights(weights)
     return board
