@@ -65,6 +65,15 @@ class AugmentConfig:
     # so duration stops being a cue. Applied when the training window is cut (features.py).
     short_crop_prob: float = 0.0
     short_crop_seconds: tuple[float, float] = (0.5, 3.0)
+    # SpecAugment-style masks on the window's features (after the front end): whole bands, or
+    # whole frames, set to 0, the value window-mean normalisation gives a band's mean. Up to
+    # ``*_mask_count`` masks of 1 to ``*_mask_width`` bands (frames) each.
+    freq_mask_prob: float = 0.0
+    freq_mask_count: int = 2
+    freq_mask_width: int = 16
+    time_mask_prob: float = 0.0
+    time_mask_count: int = 2
+    time_mask_width: int = 40
 
     def __post_init__(self) -> None:
         # Checked here so a bad [augment] section fails when the config is loaded, not mid-epoch.
@@ -84,6 +93,9 @@ class AugmentConfig:
                 raise ValueError(f"{name} = {getattr(self, name)}: expected (low, high)")
         if not self.bandlimit_rates or min(self.bandlimit_rates) < 1000:
             raise ValueError(f"bandlimit_rates = {self.bandlimit_rates}: expected rates in Hz")
+        for name in ("freq_mask_count", "freq_mask_width", "time_mask_count", "time_mask_width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)}: expected 1 or more")
 
 
 def _happens(rng: np.random.Generator, prob: float) -> bool:
@@ -419,3 +431,27 @@ def augment(audio: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
     if rng.random() < config.gain_prob:
         out = random_gain(out, rng, config.gain_db)
     return out.astype(np.float32)
+
+
+def _mask_axis(features: np.ndarray, axis: int, rng: np.random.Generator, count: int,
+               width: int) -> None:
+    size = features.shape[axis]
+    for _ in range(int(rng.integers(1, count + 1))):
+        span = int(rng.integers(1, min(width, size) + 1))
+        start = int(rng.integers(0, size - span + 1))
+        if axis == 0:
+            features[start:start + span] = 0.0
+        else:
+            features[:, start:start + span] = 0.0
+
+
+def mask_features(features: np.ndarray, rng: np.random.Generator,
+                  config: AugmentConfig) -> np.ndarray:
+    """SpecAugment-style band and frame masks on one window's (frames, bands) features: no
+    single band or moment can carry the decision alone. Returns a masked copy."""
+    out = features.copy()
+    if _happens(rng, config.freq_mask_prob):
+        _mask_axis(out, 1, rng, config.freq_mask_count, config.freq_mask_width)
+    if _happens(rng, config.time_mask_prob):
+        _mask_axis(out, 0, rng, config.time_mask_count, config.time_mask_width)
+    return out

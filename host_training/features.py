@@ -8,7 +8,7 @@ import numpy as np
 
 from edge_runtime.audio import fit_to_window, split_windows
 from edge_runtime.frontend import Frontend
-from host_training.augment import AugmentConfig, augment
+from host_training.augment import AugmentConfig, augment, mask_features
 
 
 def random_window(audio: np.ndarray, window_samples: int, rng: np.random.Generator,
@@ -38,8 +38,11 @@ def training_window(wave: np.ndarray, frontend: Frontend, rng: np.random.Generat
         if augment_config.short_crop_prob > 0 and rng.random() < augment_config.short_crop_prob:
             low, high = augment_config.short_crop_seconds
             short = (int(low * rate), int(high * rate))
-    return frontend.window_features(
+    features = frontend.window_features(
         random_window(audio, frontend.config.window_samples, rng, short))
+    if augment_config is not None:
+        features = mask_features(features, rng, augment_config)
+    return features
 
 
 def clip_windows(waves: list[np.ndarray], frontend: Frontend,

@@ -160,7 +160,8 @@ def test_config_from_toml_section() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"codec_prob": 1.5}, {"noise_types": ("pink",)},
-                                 {"codec_formats": ("aac",)}, {"noise_snr_db": (30.0, 10.0)}])
+                                 {"codec_formats": ("aac",)}, {"noise_snr_db": (30.0, 10.0)},
+                                 {"freq_mask_width": 0}, {"time_mask_count": 0}])
 def test_bad_config_is_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         AugmentConfig(**bad)
@@ -177,3 +178,29 @@ def test_augmentation_runs_at_the_front_ends_rate_and_old_configs_still_load() -
     assert config_from_dict(old).augment == AugmentConfig()
     with pytest.raises(ValueError, match="front end's rate"):
         config_from_dict({"augment": {"sample_rate": 22050}})
+
+
+def test_masks_zero_whole_bands_and_frames_within_their_limits() -> None:
+    features = np.random.default_rng(0).standard_normal((397, 128)).astype(np.float32) + 5.0
+    config = AugmentConfig(freq_mask_prob=1.0, freq_mask_count=2, freq_mask_width=16,
+                           time_mask_prob=1.0, time_mask_count=2, time_mask_width=40)
+    masked_bands, masked_frames = [], []
+    for seed in range(50):
+        out = aug.mask_features(features, np.random.default_rng(seed), config)
+        bands = int((out == 0).all(axis=0).sum())
+        frames = int((out == 0).all(axis=1).sum())
+        assert 1 <= bands <= 32 and 1 <= frames <= 80
+        # every value is either the input's or a mask's zero
+        assert np.all((out == features) | (out == 0))
+        masked_bands.append(bands)
+        masked_frames.append(frames)
+    assert max(masked_bands) > 16 and max(masked_frames) > 40  # two masks do happen
+    assert (features != 0).all()
+
+
+def test_masks_off_by_default_leave_features_and_random_stream_alone() -> None:
+    features = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    rng = np.random.default_rng(1)
+    out = aug.mask_features(features, rng, AugmentConfig())
+    np.testing.assert_array_equal(out, features)
+    assert rng.random() == np.random.default_rng(1).random()

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
 
 FRONTEND = FrontendConfig(window_seconds=1.0, n_bands=40)
 # Every random effect on: the per-clip streams are all exercised.
-AUGMENT = AugmentConfig(gain_prob=1.0, noise_prob=0.5, trim_prob=0.5, shift_prob=0.5)
+AUGMENT = AugmentConfig(gain_prob=1.0, noise_prob=0.5, trim_prob=0.5, shift_prob=0.5,
+                        freq_mask_prob=0.5, time_mask_prob=0.5)
 REPO = Path(__file__).resolve().parents[1]
 
 
