@@ -66,7 +66,7 @@ class AugmentConfig:
     short_crop_prob: float = 0.0
     short_crop_seconds: tuple[float, float] = (0.5, 3.0)
     # SpecAugment-style masks on the window's features (after the front end): whole bands, or
-    # whole frames, set to 0, the value window-mean normalisation gives a band's mean. Up to
+    # whole frames, set to 0 (under window-mean normalisation, a band's mean over the window). Up to
     # ``*_mask_count`` masks of 1 to ``*_mask_width`` bands (frames) each.
     freq_mask_prob: float = 0.0
     freq_mask_count: int = 2
