@@ -433,25 +433,27 @@ def augment(audio: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
     return out.astype(np.float32)
 
 
-def _mask_axis(features: np.ndarray, axis: int, rng: np.random.Generator, count: int,
-               width: int) -> None:
-    size = features.shape[axis]
+def _mask_rows(rows: np.ndarray, rng: np.random.Generator, count: int, width: int) -> None:
+    """Zeroes 1 to ``count`` runs of 1 to ``width`` rows of ``rows`` (a view: the caller's
+    frames, or its bands through ``.T``)."""
+    size = rows.shape[0]
     for _ in range(int(rng.integers(1, count + 1))):
         span = int(rng.integers(1, min(width, size) + 1))
         start = int(rng.integers(0, size - span + 1))
-        if axis == 0:
-            features[start:start + span] = 0.0
-        else:
-            features[:, start:start + span] = 0.0
+        rows[start:start + span] = 0.0
 
 
 def mask_features(features: np.ndarray, rng: np.random.Generator,
                   config: AugmentConfig) -> np.ndarray:
     """SpecAugment-style band and frame masks on one window's (frames, bands) features: no
-    single band or moment can carry the decision alone. Returns a masked copy."""
-    out = features.copy()
+    single band or moment can carry the decision alone. Returns a masked copy, or
+    ``features`` itself when no mask is drawn (every window of a config without masks)."""
+    out = features
     if _happens(rng, config.freq_mask_prob):
-        _mask_axis(out, 1, rng, config.freq_mask_count, config.freq_mask_width)
+        out = features.copy()
+        _mask_rows(out.T, rng, config.freq_mask_count, config.freq_mask_width)
     if _happens(rng, config.time_mask_prob):
-        _mask_axis(out, 0, rng, config.time_mask_count, config.time_mask_width)
+        if out is features:
+            out = features.copy()
+        _mask_rows(out, rng, config.time_mask_count, config.time_mask_width)
     return out
