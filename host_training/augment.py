@@ -74,6 +74,11 @@ class AugmentConfig:
     time_mask_prob: float = 0.0
     time_mask_count: int = 2
     time_mask_width: int = 40
+    # Mixup (Zhang et al. 2018) across a batch's windows, after the masks: a share of windows
+    # become lam * own + (1 - lam) * another window's features, targets and weights alike, lam
+    # drawn from Beta(alpha, alpha) and kept at 0.5 or more so each window stays mostly itself.
+    mixup_prob: float = 0.0
+    mixup_alpha: float = 0.4
 
     def __post_init__(self) -> None:
         # Checked here so a bad [augment] section fails when the config is loaded, not mid-epoch.
@@ -96,6 +101,8 @@ class AugmentConfig:
         for name in ("freq_mask_count", "freq_mask_width", "time_mask_count", "time_mask_width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)}: expected 1 or more")
+        if self.mixup_alpha <= 0:
+            raise ValueError(f"mixup_alpha = {self.mixup_alpha}: expected more than 0")
 
 
 def _happens(rng: np.random.Generator, prob: float) -> bool:
@@ -457,3 +464,27 @@ def mask_features(features: np.ndarray, rng: np.random.Generator,
             out = features.copy()
         _mask_rows(out, rng, config.time_mask_count, config.time_mask_width)
     return out
+
+
+def mixup_batch(features: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+                rng: np.random.Generator, config: AugmentConfig
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mixes a share of a batch's windows with other windows of the same batch (features in
+    place; targets and weights returned as new arrays). A bona fide window mixed with a spoof
+    one gets a target between the two, so the boundary is taught as a slope, not a cliff."""
+    targets = np.asarray(targets, dtype=np.float32).copy()
+    weights = np.asarray(weights, dtype=np.float32).copy()
+    count = len(features)
+    if config.mixup_prob <= 0 or count < 2:
+        return features, targets, weights
+    mixed = np.flatnonzero(rng.random(count) < config.mixup_prob)
+    partners = rng.integers(0, count - 1, size=len(mixed))
+    partners += partners >= mixed  # never a window with itself
+    lam = rng.beta(config.mixup_alpha, config.mixup_alpha, size=len(mixed))
+    lam = np.maximum(lam, 1.0 - lam).astype(np.float32)
+    shape = (-1,) + (1,) * (features.ndim - 1)
+    features[mixed] = (lam.reshape(shape) * features[mixed]
+                       + (1.0 - lam.reshape(shape)) * features[partners])
+    targets[mixed] = lam * targets[mixed] + (1.0 - lam) * targets[partners]
+    weights[mixed] = lam * weights[mixed] + (1.0 - lam) * weights[partners]
+    return features, targets, weights

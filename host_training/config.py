@@ -75,6 +75,9 @@ class OptimConfig:
     # lacks keep their hard label.
     teacher_scores: str = ""
     teacher_weight: float = 0.0
+    # Targets pulled toward 0.5 by this share (0 and 1 become ls/2 and 1 - ls/2): the network
+    # stops pushing logits of easy training clips ever further, which unseen systems then cross.
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -82,6 +85,8 @@ class OptimConfig:
                              f"{', '.join(LR_SCHEDULES)}")
         if not 0.0 <= self.teacher_weight <= 1.0:
             raise ValueError(f"teacher_weight = {self.teacher_weight}: must be in [0, 1]")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing = {self.label_smoothing}: must be in [0, 1)")
         if self.teacher_weight > 0 and not self.teacher_scores:
             raise ValueError("teacher_weight > 0 needs teacher_scores (a JSON file)")
 

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from edge_runtime.frontend import Frontend, FrontendConfig
-from host_training.augment import AugmentConfig
+from host_training.augment import AugmentConfig, mixup_batch
 from host_training.batch_ring import BatchRing, SharedBatch, shared_rings_available
 from host_training.features import training_window
 from host_training.waveforms import ClipStore
@@ -35,6 +35,12 @@ TRAINER_HELD_BATCHES = 3
 def clip_rng(seed: int, epoch: int, clip: int) -> np.random.Generator:
     """The random stream of one clip in one epoch (augmentation and crop)."""
     return np.random.default_rng((seed, epoch, clip))
+
+
+def batch_rng(seed: int, epoch: int, clips: np.ndarray) -> np.random.Generator:
+    """The random stream of one batch's mixup, named by its first clip (one more key than a
+    clip's stream, so the two never coincide)."""
+    return np.random.default_rng((seed, epoch, int(clips[0]), 1))
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -200,7 +206,12 @@ class TrainingWindows(keras.utils.PyDataset):
             rng = clip_rng(self.seed, self.epoch, int(clip))
             features[row, ..., 0] = training_window(self.store[int(clip)], self._frontend,
                                                     rng, self.augment, bank)
-        return (features if shared is None else shared), self.targets[clips], self.weights[clips]
+        targets, weights = self.targets[clips], self.weights[clips]
+        if self.augment is not None and self.augment.mixup_prob > 0:
+            _, targets, weights = mixup_batch(features, targets, weights,
+                                              batch_rng(self.seed, self.epoch, clips),
+                                              self.augment)
+        return (features if shared is None else shared), targets, weights
 
 
 def window_plan(lengths: np.ndarray, window: int, hop: int) -> tuple[np.ndarray, np.ndarray]:

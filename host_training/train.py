@@ -238,7 +238,8 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     if state is None:
         model = build_model(config.frontend.feature_shape, config.model)
         model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate),
-                      loss="binary_crossentropy")
+                      loss=keras.losses.BinaryCrossentropy(
+                          label_smoothing=config.training.label_smoothing))
         history: list[dict[str, float]] = []
         best = (-1, float("inf"), 0.5)
         first_epoch, stopped = 1, False

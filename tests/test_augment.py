@@ -204,3 +204,47 @@ def test_masks_off_by_default_leave_features_and_random_stream_alone() -> None:
     out = aug.mask_features(features, rng, AugmentConfig())
     np.testing.assert_array_equal(out, features)
     assert rng.random() == np.random.default_rng(1).random()
+
+
+def test_mixup_blends_windows_targets_and_weights_with_the_same_share() -> None:
+    rows = 64
+    features = np.stack([np.full((5, 3), float(i), dtype=np.float32) for i in range(rows)])
+    targets = (np.arange(rows) % 2).astype(np.float32)
+    weights = np.linspace(0.5, 1.5, rows).astype(np.float32)
+    config = AugmentConfig(mixup_prob=0.5, mixup_alpha=0.4)
+    mixed, new_targets, new_weights = aug.mixup_batch(features.copy(), targets, weights,
+                                                      np.random.default_rng(0), config)
+    changed = np.flatnonzero(~(mixed == features).all(axis=(1, 2)))
+    assert 10 < len(changed) < 54  # about half the windows
+    for row in changed:
+        value = float(mixed[row, 0, 0])  # lam * row + (1 - lam) * partner, all entries alike
+        assert (mixed[row] == value).all()
+        # some partner (at share 1 - lam <= 0.5) explains the features, target and weight alike
+        explained = []
+        for partner in np.delete(np.arange(rows), row):
+            share = (value - row) / (partner - row)
+            if (0 < share <= 0.5 + 1e-6
+                    and np.isclose(new_targets[row], (1 - share) * targets[row]
+                                   + share * targets[partner], atol=1e-5)
+                    and np.isclose(new_weights[row], (1 - share) * weights[row]
+                                   + share * weights[partner], atol=1e-5)):
+                explained.append(partner)
+        assert explained, row
+    untouched = np.setdiff1d(np.arange(rows), changed)
+    np.testing.assert_array_equal(new_targets[untouched], targets[untouched])
+    assert ((new_targets > 0) & (new_targets < 1)).any()  # bona fide met spoof somewhere
+    assert targets.tolist() == (np.arange(rows) % 2).tolist()  # the caller's arrays stay
+
+
+def test_mixup_off_by_default_changes_nothing() -> None:
+    features = np.arange(24.0, dtype=np.float32).reshape(4, 2, 3)
+    targets = np.array([0, 1, 0, 1], dtype=np.float32)
+    out, new_targets, _ = aug.mixup_batch(features.copy(), targets, np.ones(4, np.float32),
+                                          np.random.default_rng(0), AugmentConfig())
+    np.testing.assert_array_equal(out, features)
+    np.testing.assert_array_equal(new_targets, targets)
+
+
+def test_mixup_alpha_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="mixup_alpha"):
+        AugmentConfig(mixup_alpha=0.0)

@@ -301,3 +301,19 @@ def _int8_contents(flatbuffer: bytes, windows: np.ndarray) -> list:
         interpreter.invoke()
         contents.append(interpreter.get_tensor(output["index"]).tobytes())
     return contents
+
+
+def test_mixup_in_worker_batches_matches_the_in_process_batch(store) -> None:
+    from host_training.streaming import TrainingWindows
+
+    mixing = AugmentConfig(gain_prob=1.0, freq_mask_prob=0.5, mixup_prob=1.0, mixup_alpha=1.0)
+    targets = (np.arange(len(store)) % 2).astype(np.float32)
+    ones = np.ones(len(store), dtype=np.float32)
+    order = np.arange(len(store))
+    plain = TrainingWindows(store, order, targets, ones, FRONTEND, mixing, 5, 1, batch_size=4)
+    first = plain[0]
+    assert ((first[1] > 0) & (first[1] < 1)).any()  # soft targets: windows were mixed
+    streamed = _batches(TrainingWindows(store, order, targets, ones, FRONTEND, mixing, 5, 1,
+                                        batch_size=4, workers=2))
+    np.testing.assert_array_equal(streamed[0][0], first[0])
+    np.testing.assert_array_equal(streamed[0][1], first[1])

@@ -81,3 +81,11 @@ def test_an_unknown_schedule_is_refused_by_name(tmp_path: Path) -> None:
     path.write_text('[training]\nlr_schedule = "linear"\n')
     with pytest.raises(ValueError, match="lr_schedule = 'linear'"):
         load_config(path)
+
+
+def test_label_smoothing_must_leave_a_target() -> None:
+    from host_training.config import OptimConfig
+
+    assert OptimConfig(label_smoothing=0.1).label_smoothing == 0.1
+    with pytest.raises(ValueError, match="label_smoothing"):
+        OptimConfig(label_smoothing=1.0)
