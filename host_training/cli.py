@@ -78,18 +78,25 @@ def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Where to write the .tflite and its .json card "
               "(default: the shipped model, edge_runtime/models/edge_detect.tflite).")
+@click.option("--range-outlier-share", type=click.FloatRange(0.0, 0.5, max_open=True),
+              default=None, help="Share of each activation's calibration values left outside "
+              "its int8 range at each end; 0: the converter's min / max (default: "
+              "host_training.int8_ranges.RANGE_OUTLIER_SHARE, 3e-4).")
 @data_option
 @cache_option
-def export(run_dir: Path, out_path: Path | None, data_root: Path | None,
-           cache_dir: Path) -> None:
+def export(run_dir: Path, out_path: Path | None, range_outlier_share: float | None,
+           data_root: Path | None, cache_dir: Path) -> None:
     """Export the run's best model to full-integer int8 TFLite plus its model card."""
     from edge_runtime.errors import EXIT_RUNTIME_FAULT
     from edge_runtime.model import default_model_path
     from host_training.datasets import DatasetError
     from host_training.export import ExportError, export_run
+    from host_training.int8_ranges import RANGE_OUTLIER_SHARE
 
+    share = RANGE_OUTLIER_SHARE if range_outlier_share is None else range_outlier_share
     try:
-        export_run(run_dir, out_path or default_model_path(), data_root, cache_dir)
+        export_run(run_dir, out_path or default_model_path(), data_root, cache_dir,
+                   outlier_share=share)
     except (DatasetError, FileNotFoundError) as error:
         _fail(str(error))
     except ExportError as error:

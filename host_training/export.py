@@ -15,6 +15,7 @@ from edge_runtime.model import ModelCard, SpoofModel, TensorQuantization, sha256
 from host_training.config import config_from_dict
 from host_training.datasets import default_data_root, load_split
 from host_training.features import clip_scores, clip_windows, keras_window_scores
+from host_training.int8_ranges import RANGE_OUTLIER_SHARE
 from host_training.model import board_model
 from host_training.model_card import write_card
 from host_training.train import _subset
@@ -25,8 +26,10 @@ class ExportError(RuntimeError):
     pass
 
 
-def convert_int8(model, representative: np.ndarray) -> bytes:
-    """Keras model -> int8-in/int8-out TFLite flatbuffer, calibrated on ``representative``.
+def convert_int8(model, representative: np.ndarray,
+                 outlier_share: float = RANGE_OUTLIER_SHARE) -> bytes:
+    """Keras model -> int8-in/int8-out TFLite flatbuffer, calibrated on ``representative``
+    (each activation's range cut at its ``outlier_share`` tails: host_training.int8_ranges).
 
     The conversion, and one inference of its result through the board's interpreter, run in a
     child process: some graphs (SELU's exponential, measured) give an int8 model whose
@@ -45,7 +48,7 @@ def convert_int8(model, representative: np.ndarray) -> bytes:
         model.save(model_path)
         np.save(data_path, np.asarray(representative, dtype=np.float32))
         child = subprocess.run([sys.executable, "-m", "host_training.export", str(model_path),
-                                str(data_path), str(out_path)],
+                                str(data_path), str(out_path), repr(outlier_share)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "KERAS_BACKEND": "tensorflow"})
         if child.returncode != 0:
@@ -63,8 +66,11 @@ def convert_int8(model, representative: np.ndarray) -> bytes:
 _STEP = "edge-detect step: "
 
 
-def _convert_int8_here(model, representative: np.ndarray) -> bytes:
+def _convert_int8_here(model, representative: np.ndarray,
+                       outlier_share: float = RANGE_OUTLIER_SHARE) -> bytes:
     import tensorflow as tf
+
+    from host_training.int8_ranges import narrowed_calibration
 
     def samples():
         for window in representative:
@@ -76,7 +82,8 @@ def _convert_int8_here(model, representative: np.ndarray) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    return converter.convert()
+    with narrowed_calibration(representative, outlier_share):
+        return converter.convert()
 
 
 def tensor_report(tflite_path: Path) -> dict[str, Any]:
@@ -112,7 +119,7 @@ def provisional_model(tflite_path: Path, frontend: FrontendConfig) -> SpoofModel
 
 def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
                cache_dir: Path | None = None, representative_count: int = 300,
-               log=print) -> dict[str, Any]:
+               outlier_share: float = RANGE_OUTLIER_SHARE, log=print) -> dict[str, Any]:
     """Exports ``run_dir/best.keras`` to ``out_path`` (.tflite) plus its card (.json)."""
     import keras
 
@@ -135,7 +142,8 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     representative, _ = clip_windows(train_waves, frontend)
     log(f"converting to int8 with {len(representative)} representative windows")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(convert_int8(board_model(model, config.model), representative))
+    out_path.write_bytes(convert_int8(board_model(model, config.model), representative,
+                                      outlier_share))
     report = tensor_report(out_path)
     if report["tensor_dtypes"].get("float32"):
         raise ExportError(f"{out_path}: float32 tensors remain after int8 conversion: {report}")
@@ -165,6 +173,8 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
                                          == (int8_clips >= threshold))),
         "dev_eer_float": float_rates.eer,
         "dev_eer_int8": int8_rates.eer,
+        "calibration": {"clips": len(chosen), "windows": len(representative),
+                        "range_outlier_share": outlier_share},
     }
     extra = {
         "name": "edge-detect SpecRNet-edge",
@@ -188,7 +198,7 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     return card.to_dict()
 
 
-if __name__ == "__main__":  # the child convert_int8 starts: MODEL.keras DATA.npy OUT.tflite
+if __name__ == "__main__":  # the child convert_int8 starts: MODEL.keras DATA.npy OUT.tflite SHARE
     import sys
 
     import keras
@@ -199,7 +209,8 @@ if __name__ == "__main__":  # the child convert_int8 starts: MODEL.keras DATA.np
     print(f"{_STEP}the TFLite converter, converting the model to int8", file=sys.stderr,
           flush=True)
     _model = keras.models.load_model(sys.argv[1])
-    Path(sys.argv[3]).write_bytes(_convert_int8_here(_model, np.load(sys.argv[2])))
+    Path(sys.argv[3]).write_bytes(_convert_int8_here(_model, np.load(sys.argv[2]),
+                                                     float(sys.argv[4])))
     print(f"{_STEP}the board's interpreter, running the int8 model", file=sys.stderr,
           flush=True)
     _interpreter = interpreter_class()[0](model_path=sys.argv[3])
