@@ -65,6 +65,17 @@ LIMITATIONS = """\
 """
 
 
+def _calibration_rows(calibration: dict | None) -> list[str]:
+    """How the int8 ranges were set (cards exported before the tail cut have no such block)."""
+    if not calibration:
+        return []
+    share = calibration.get("range_outlier_share", 0.0)
+    ranges = (f"cut where {share * 100:g} % of each activation's values lie outside at each end"
+              if share else "min / max of the calibration values")
+    return [f"| int8 calibration | {calibration.get('windows', 0)} windows of "
+            f"{calibration.get('clips', 0)} training clips; ranges {ranges} |"]
+
+
 def _percent(value: float) -> str:
     return f"{value * 100:.2f} %"
 
@@ -144,6 +155,7 @@ def render(card: dict[str, Any]) -> str:
         f"{quant.get('mean_abs_score_difference', 0):.4f} over {quant.get('windows', 0)} "
         "windows |",
         f"| label agreement (dev) | {quant.get('label_agreement', 0) * 100:.1f} % |",
+        *_calibration_rows(quant.get("calibration")),
         "",
     ]
     if card.get("decisions"):

@@ -48,3 +48,17 @@ def test_metrics_are_merged_per_split(model_copy: Path) -> None:
     assert metrics["eval"]["robustness"] == {"noise": 1}
     assert "eer" in metrics["eval"]  # the clean figures are kept
     assert metrics["new"] == {"eer": 0.5}
+
+
+def test_the_human_card_says_how_int8_ranges_were_set(model_copy: Path) -> None:
+    from host_training.model_card import render
+
+    card = read_card(model_copy)
+    card["quantization"]["calibration"] = {"clips": 300, "windows": 596,
+                                           "range_outlier_share": 3e-4}
+    assert ("596 windows of 300 training clips; ranges cut where 0.03 % of each activation's "
+            "values lie outside at each end") in render(card)
+    card["quantization"]["calibration"]["range_outlier_share"] = 0.0
+    assert "ranges min / max of the calibration values" in render(card)
+    del card["quantization"]["calibration"]  # cards exported before the cut
+    assert "int8 calibration" not in render(card)
