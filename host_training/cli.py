@@ -78,10 +78,10 @@ def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Where to write the .tflite and its .json card "
               "(default: the shipped model, edge_runtime/models/edge_detect.tflite).")
-@click.option("--range-outlier-share", type=click.FloatRange(0.0, 0.5, max_open=True),
-              default=None, help="Share of each activation's calibration values left outside "
-              "its int8 range at each end; 0: the converter's min / max (default: "
-              "host_training.int8_ranges.RANGE_OUTLIER_SHARE, 3e-4).")
+@click.option("--range-outlier-share", type=float, default=None,
+              help="Share of each activation's calibration values left outside its int8 range "
+              "at each end, in [0, 0.5); 0: the converter's min / max (default: "
+              "host_training.int8_ranges.RANGE_OUTLIER_SHARE).")
 @data_option
 @cache_option
 def export(run_dir: Path, out_path: Path | None, range_outlier_share: float | None,
@@ -91,13 +91,14 @@ def export(run_dir: Path, out_path: Path | None, range_outlier_share: float | No
     from edge_runtime.model import default_model_path
     from host_training.datasets import DatasetError
     from host_training.export import ExportError, export_run
-    from host_training.int8_ranges import RANGE_OUTLIER_SHARE
+    from host_training.int8_ranges import RANGE_OUTLIER_SHARE, check_outlier_share
 
     share = RANGE_OUTLIER_SHARE if range_outlier_share is None else range_outlier_share
     try:
+        check_outlier_share(share)
         export_run(run_dir, out_path or default_model_path(), data_root, cache_dir,
                    outlier_share=share)
-    except (DatasetError, FileNotFoundError) as error:
+    except (DatasetError, FileNotFoundError, ValueError) as error:
         _fail(str(error))
     except ExportError as error:
         click.echo(f"edge-train: error: {run_dir}: {error}", err=True)

@@ -42,13 +42,17 @@ def convert_int8(model, representative: np.ndarray,
     import sys
     import tempfile
 
+    from host_training.int8_ranges import check_outlier_share
+
+    check_outlier_share(outlier_share)
+
     with tempfile.TemporaryDirectory(prefix="edge-detect-int8-") as folder:
         model_path, data_path, out_path = (Path(folder) / name for name in
                                            ("model.keras", "representative.npy", "int8.tflite"))
         model.save(model_path)
         np.save(data_path, np.asarray(representative, dtype=np.float32))
         child = subprocess.run([sys.executable, "-m", "host_training.export", str(model_path),
-                                str(data_path), str(out_path), repr(outlier_share)],
+                                str(data_path), str(out_path), str(float(outlier_share))],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "KERAS_BACKEND": "tensorflow"})
         if child.returncode != 0:

@@ -11,8 +11,9 @@ Measured on extra dev (docs/quality.md, "Int8 ranges").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,13 @@ RANGE_OUTLIER_SHARE = 3e-4
 HISTOGRAM_BINS = 4096
 
 
-def activation_tensors(model_object, exclude: Iterable[int]) -> list[int]:
+def check_outlier_share(outlier_share: float) -> None:
+    """The one rule for a share: 0 (min / max) up to, not including, half the values."""
+    if not 0.0 <= outlier_share < 0.5:
+        raise ValueError(f"outlier share {outlier_share}: must be in [0, 0.5)")
+
+
+def activation_tensors(model_object: Any, exclude: Iterable[int]) -> list[int]:
     """Indices of the calibrated tensors that carry one (min, max) and hold no constant."""
     subgraph = model_object.subgraphs[0]
     skipped = set(exclude)
@@ -52,8 +59,7 @@ def tail_cut_ranges(calibrated: bytes, windows: np.ndarray,
     import tensorflow as tf
     from tensorflow.lite.tools import flatbuffer_utils
 
-    if not 0.0 <= outlier_share < 0.5:
-        raise ValueError(f"outlier share {outlier_share}: must be in [0, 0.5)")
+    check_outlier_share(outlier_share)
     if outlier_share == 0.0:
         return calibrated
     model_object = flatbuffer_utils.convert_bytearray_to_object(calibrated)
@@ -74,18 +80,32 @@ def tail_cut_ranges(calibrated: bytes, windows: np.ndarray,
             counts[i] += np.histogram(interpreter.get_tensor(i), bins=edges[i])[0]
     for i in tensors:
         quantization = subgraph.tensors[i].quantization
-        cumulative = np.cumsum(counts[i]) / max(counts[i].sum(), 1)
-        last = HISTOGRAM_BINS - 1
-        low = edges[i][min(np.searchsorted(cumulative, outlier_share), last)]
-        high = edges[i][min(np.searchsorted(cumulative, 1.0 - outlier_share), last) + 1]
-        if quantization.min[0] < 0:
-            quantization.min = [float(max(quantization.min[0], min(low, 0.0)))]
-        quantization.max = [float(min(quantization.max[0], max(high, 0.0)))]
+        low, high = tail_range(counts[i], edges[i], outlier_share, quantization.min[0],
+                               quantization.max[0])
+        quantization.min, quantization.max = [low], [high]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model_object))
 
 
+def tail_range(counts: np.ndarray, edges: np.ndarray, outlier_share: float,
+               low: float, high: float) -> tuple[float, float]:
+    """(low, high) narrowed to the histogram's (share, 1 - share) quantiles: at most
+    ``outlier_share`` of the counted values fall below the new low and as many above the new
+    high. Never wider than (low, high); 0 stays inside; a low at or above 0 is kept; a
+    histogram with no counts keeps (low, high)."""
+    total = counts.sum()
+    if total == 0:
+        return float(low), float(high)
+    cumulative = np.cumsum(counts) / total
+    last = len(counts) - 1
+    cut_low = edges[min(int(np.searchsorted(cumulative, outlier_share)), last)]
+    cut_high = edges[min(int(np.searchsorted(cumulative, 1.0 - outlier_share)), last) + 1]
+    new_low = float(max(low, min(cut_low, 0.0))) if low < 0 else float(low)
+    return new_low, float(min(high, max(cut_high, 0.0)))
+
+
 @contextmanager
-def narrowed_calibration(windows: np.ndarray, outlier_share: float = RANGE_OUTLIER_SHARE):
+def narrowed_calibration(windows: np.ndarray,
+                         outlier_share: float = RANGE_OUTLIER_SHARE) -> Iterator[None]:
     """Within this block the TFLite converter's calibration step hands on its model with
     ``tail_cut_ranges`` applied, so the rest of the conversion (quantizer, I/O types, buffer
     de-duplication) runs exactly as the converter's own."""
@@ -93,7 +113,7 @@ def narrowed_calibration(windows: np.ndarray, outlier_share: float = RANGE_OUTLI
 
     calibrate = calibrator.Calibrator.calibrate
 
-    def narrowed(self, dataset_gen):
+    def narrowed(self: calibrator.Calibrator, dataset_gen: Any) -> bytes:
         return tail_cut_ranges(calibrate(self, dataset_gen), windows, outlier_share)
 
     calibrator.Calibrator.calibrate = narrowed

@@ -38,8 +38,9 @@ def clip_rng(seed: int, epoch: int, clip: int) -> np.random.Generator:
 
 
 def batch_rng(seed: int, epoch: int, clips: np.ndarray) -> np.random.Generator:
-    """The random stream of one batch's mixup, named by its first clip (one more key than a
-    clip's stream, so the two never coincide)."""
+    """The random stream of one batch's mixup, named by its first clip. The extra key is 1,
+    not 0: NumPy pads shorter seed tuples with zeros, so (seed, epoch, clip, 0) would repeat
+    the clip's own stream."""
     return np.random.default_rng((seed, epoch, int(clips[0]), 1))
 
 

@@ -83,3 +83,35 @@ def test_typical_windows_score_closer_to_float(hard_swish_case, tmp_path) -> Non
         int8 = provisional_model(path, FRONTEND).score_windows(typical)
         errors[share] = float(np.mean(np.abs(int8 - float_scores)))
     assert errors[0.01] < errors[0.0]
+
+
+def test_the_cut_leaves_at_most_the_share_outside_each_end() -> None:
+    from host_training.int8_ranges import HISTOGRAM_BINS, tail_range
+
+    values = np.random.default_rng(2).standard_normal(200_000)
+    low, high = float(values.min()), float(values.max())
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+    counts = np.histogram(values, bins=edges)[0]
+    share = 1e-3
+    cut_low, cut_high = tail_range(counts, edges, share, low, high)
+    bin_width = edges[1] - edges[0]
+    assert np.mean(values < cut_low) <= share and np.mean(values > cut_high) <= share
+    exact_low, exact_high = np.quantile(values, [share, 1 - share])
+    # the cut is the edge of the bin holding the quantile (float binning: a little slack)
+    assert abs(cut_low - exact_low) <= 1.5 * bin_width
+    assert abs(cut_high - exact_high) <= 1.5 * bin_width
+    # a floor at or above zero stays; an empty histogram keeps the range
+    assert tail_range(counts, edges + 10 - low, share, 10.0, high + 10 - low)[0] == 10.0
+    assert tail_range(np.zeros_like(counts), edges, share, low, high) == (low, high)
+
+
+def test_the_converter_gets_its_calibration_back_even_after_an_error() -> None:
+    from tensorflow.lite.python.optimize import calibrator
+
+    from host_training.int8_ranges import narrowed_calibration
+
+    original = calibrator.Calibrator.calibrate
+    with pytest.raises(RuntimeError), narrowed_calibration(np.zeros((1, FRAMES, BANDS))):
+        assert calibrator.Calibrator.calibrate is not original
+        raise RuntimeError("conversion failed")
+    assert calibrator.Calibrator.calibrate is original

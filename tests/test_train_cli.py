@@ -1,4 +1,4 @@
-"""`edge-train calibrate` and `edge-train card` on the shipped model (no TensorFlow needed)."""
+"""`edge-train calibrate`, `card` and `export`'s input checks (no TensorFlow needed)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from host_training.cli import main
@@ -54,3 +55,12 @@ def test_card_renders_figures_from_json(tmp_path: Path, shipped_model_path: Path
     card = json.loads(model.with_suffix(".json").read_text())
     assert card["sha256"] in text
     assert "## Limitations" in text
+
+
+@pytest.mark.parametrize("share", ["0.5", "-0.1"])
+def test_export_refuses_an_outlier_share_out_of_range(tmp_path: Path, share: str) -> None:
+    result = CliRunner().invoke(main, ["export", "--run", str(tmp_path),
+                                       "--range-outlier-share", share])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"edge-train: error: outlier share {float(share)}: must be in [0, 0.5)"]
