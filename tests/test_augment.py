@@ -239,10 +239,12 @@ def test_mixup_blends_windows_targets_and_weights_with_the_same_share() -> None:
 def test_mixup_off_by_default_changes_nothing() -> None:
     features = np.arange(24.0, dtype=np.float32).reshape(4, 2, 3)
     targets = np.array([0, 1, 0, 1], dtype=np.float32)
+    rng = np.random.default_rng(0)
     out, new_targets, _ = aug.mixup_batch(features.copy(), targets, np.ones(4, np.float32),
-                                          np.random.default_rng(0), AugmentConfig())
+                                          rng, AugmentConfig())
     np.testing.assert_array_equal(out, features)
     np.testing.assert_array_equal(new_targets, targets)
+    assert rng.random() == np.random.default_rng(0).random()  # nothing drawn
 
 
 def test_mixup_alpha_must_be_positive() -> None:

@@ -317,3 +317,4 @@ def test_mixup_in_worker_batches_matches_the_in_process_batch(store) -> None:
                                         batch_size=4, workers=2))
     np.testing.assert_array_equal(streamed[0][0], first[0])
     np.testing.assert_array_equal(streamed[0][1], first[1])
+    np.testing.assert_array_equal(streamed[0][2], first[2])

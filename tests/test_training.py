@@ -371,3 +371,16 @@ def test_hard_swish_exports_without_the_hard_swish_kernel(tmp_path: Path) -> Non
     float_scores = model.predict(features[..., None], verbose=0)[:, 0]
     int8_scores = provisional_model(path, frontend).score_windows(features)
     assert np.corrcoef(float_scores, int8_scores)[0, 1] > 0.9
+
+
+def test_label_smoothing_reaches_the_loss(tmp_path: Path, tiny_corpus: Path) -> None:
+    import keras
+
+    config = config_from_dict({
+        "frontend": {"window_seconds": 1.0, "n_bands": 40},
+        "model": {"stem_channels": 4, "blocks": 1, "dense_units": 8},
+        "training": {"epochs": 1, "batch_size": 8, "label_smoothing": 0.2},
+    })
+    result = train(config, tmp_path / "run", data_root=tiny_corpus, log=lambda _: None)
+    model = keras.models.load_model(result.run_dir / "best.keras")
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
