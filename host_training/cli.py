@@ -91,11 +91,10 @@ def export(run_dir: Path, out_path: Path | None, range_outlier_share: float | No
     from edge_runtime.model import default_model_path
     from host_training.datasets import DatasetError
     from host_training.export import ExportError, export_run
-    from host_training.int8_ranges import RANGE_OUTLIER_SHARE, check_outlier_share
+    from host_training.int8_ranges import RANGE_OUTLIER_SHARE
 
     share = RANGE_OUTLIER_SHARE if range_outlier_share is None else range_outlier_share
     try:
-        check_outlier_share(share)
         export_run(run_dir, out_path or default_model_path(), data_root, cache_dir,
                    outlier_share=share)
     except (DatasetError, FileNotFoundError, ValueError) as error:

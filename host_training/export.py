@@ -15,7 +15,7 @@ from edge_runtime.model import ModelCard, SpoofModel, TensorQuantization, sha256
 from host_training.config import config_from_dict
 from host_training.datasets import default_data_root, load_split
 from host_training.features import clip_scores, clip_windows, keras_window_scores
-from host_training.int8_ranges import RANGE_OUTLIER_SHARE
+from host_training.int8_ranges import RANGE_OUTLIER_SHARE, check_outlier_share
 from host_training.model import board_model
 from host_training.model_card import write_card
 from host_training.train import _subset
@@ -41,8 +41,6 @@ def convert_int8(model, representative: np.ndarray,
     import subprocess
     import sys
     import tempfile
-
-    from host_training.int8_ranges import check_outlier_share
 
     check_outlier_share(outlier_share)
 
@@ -127,6 +125,7 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
     """Exports ``run_dir/best.keras`` to ``out_path`` (.tflite) plus its card (.json)."""
     import keras
 
+    check_outlier_share(outlier_share)  # before minutes of loading, not in the converter's child
     config = config_from_dict(json.loads((run_dir / "config.json").read_text()))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     model = keras.models.load_model(run_dir / "best.keras")
