@@ -68,6 +68,13 @@ class AugmentConfig:
     # SpecAugment-style masks on the window's features (after the front end): whole bands, or
     # whole frames, set to 0 (under window-mean normalisation, a band's mean over the window). Up to
     # ``*_mask_count`` masks of 1 to ``*_mask_width`` bands (frames) each.
+    # A random smooth equaliser on the window's features, before the masks: the log band
+    # energies get a zero-mean curve of a few cosines across the bands, peaking at up to
+    # ``spectral_eq_db`` dB (a microphone, room or channel response); under window-mean
+    # normalisation this is what filtering the waveform would do, and real speech from an
+    # unseen microphone should not look like an unseen vocoder.
+    spectral_eq_prob: float = 0.0
+    spectral_eq_db: float = 6.0
     freq_mask_prob: float = 0.0
     freq_mask_count: int = 2
     freq_mask_width: int = 16
@@ -103,6 +110,8 @@ class AugmentConfig:
                 raise ValueError(f"{name} = {getattr(self, name)}: expected 1 or more")
         if self.mixup_alpha <= 0:
             raise ValueError(f"mixup_alpha = {self.mixup_alpha}: expected more than 0")
+        if self.spectral_eq_db < 0:
+            raise ValueError(f"spectral_eq_db = {self.spectral_eq_db}: expected 0 or more")
 
 
 def _happens(rng: np.random.Generator, prob: float) -> bool:
@@ -450,14 +459,35 @@ def _mask_rows(rows: np.ndarray, rng: np.random.Generator, count: int, width: in
         rows[start:start + span] = 0.0
 
 
+EQ_COSINES = 4  # terms of the equaliser curve: smooth across the bands, one to four bumps
+
+
+def eq_curve(bands: int, rng: np.random.Generator, max_db: float) -> np.ndarray:
+    """A random smooth zero-mean gain curve (dB) over ``bands`` bands whose largest deviation
+    is uniform in [0, ``max_db``]: cosines of 1 to ``EQ_COSINES`` half-periods, each of a
+    random amplitude (smaller for faster ones) and sign."""
+    position = (np.arange(bands) + 0.5) / bands
+    orders = np.arange(1, EQ_COSINES + 1)
+    amplitudes = rng.standard_normal(EQ_COSINES) / orders
+    curve = amplitudes @ np.cos(np.pi * orders[:, None] * position[None, :])
+    peak = float(np.max(np.abs(curve)))
+    if peak == 0.0:
+        return np.zeros(bands, dtype=np.float32)
+    return (curve * (rng.uniform(0.0, max_db) / peak)).astype(np.float32)
+
+
 def mask_features(features: np.ndarray, rng: np.random.Generator,
                   config: AugmentConfig) -> np.ndarray:
-    """SpecAugment-style band and frame masks on one window's (frames, bands) features: no
-    single band or moment can carry the decision alone. Returns a masked copy, or
-    ``features`` itself when no mask is drawn (every window of a config without masks)."""
+    """Feature-level augmentation of one window's (frames, bands) features: a random
+    equaliser, then SpecAugment-style band and frame masks (no single band or moment can
+    carry the decision alone). Returns a changed copy, or ``features`` itself when nothing
+    is drawn (every window of a config without them)."""
     out = features
+    if _happens(rng, config.spectral_eq_prob):
+        out = features + eq_curve(features.shape[1], rng, config.spectral_eq_db)
     if _happens(rng, config.freq_mask_prob):
-        out = features.copy()
+        if out is features:
+            out = features.copy()
         _mask_rows(out.T, rng, config.freq_mask_count, config.freq_mask_width)
     if _happens(rng, config.time_mask_prob):
         if out is features:

@@ -78,6 +78,10 @@ class OptimConfig:
     # Targets pulled toward 0.5 by this share (0 and 1 become ls/2 and 1 - ls/2): the network
     # stops pushing logits of easy training clips ever further, which unseen systems then cross.
     label_smoothing: float = 0.0
+    # Decoupled weight decay (AdamW, Loshchilov & Hutter 2019) on the kernels (not biases or
+    # batch-norm scales): pulls every weight toward 0 a little each step, so no few weights
+    # grow to carry a cue of the training systems alone. 0 = plain Adam.
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -87,6 +91,8 @@ class OptimConfig:
             raise ValueError(f"teacher_weight = {self.teacher_weight}: must be in [0, 1]")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing = {self.label_smoothing}: must be in [0, 1)")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay = {self.weight_decay}: must be 0 or more")
         if self.teacher_weight > 0 and not self.teacher_scores:
             raise ValueError("teacher_weight > 0 needs teacher_scores (a JSON file)")
 

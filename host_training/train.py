@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_runtime.atomic import atomic_output, write_text_atomically
 from edge_runtime.metrics import equal_error_rate
-from host_training.config import TrainConfig, epoch_learning_rate
+from host_training.config import OptimConfig, TrainConfig, epoch_learning_rate
 from host_training.datasets import Utterance, default_data_root, load_split, summarize
 from host_training.sampling import capped_selection, speaker_balanced_weights
 from host_training.waveforms import load_clip_store
@@ -111,6 +111,19 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     counts = np.bincount(labels.astype(int), minlength=2)
     total = counts.sum()
     return {k: float(total / (2 * max(counts[k], 1))) for k in (0, 1)}
+
+
+def make_optimizer(training: OptimConfig):
+    """Adam, or AdamW when ``training.weight_decay`` is set; biases and batch-norm parameters
+    are not decayed (they set offsets and scales, not what a layer looks for)."""
+    import keras
+
+    if training.weight_decay == 0:
+        return keras.optimizers.Adam(training.learning_rate)
+    optimizer = keras.optimizers.AdamW(training.learning_rate,
+                                       weight_decay=training.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
 
 
 def _report(checkpoint: Path, config: TrainConfig, root: Path, cache_dir: Path,
@@ -237,7 +250,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     averaged = WeightAverage(config.training.average_from_epoch)
     if state is None:
         model = build_model(config.frontend.feature_shape, config.model)
-        model.compile(optimizer=keras.optimizers.Adam(config.training.learning_rate),
+        model.compile(optimizer=make_optimizer(config.training),
                       loss=keras.losses.BinaryCrossentropy(
                           label_smoothing=config.training.label_smoothing))
         history: list[dict[str, float]] = []

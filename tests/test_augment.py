@@ -198,6 +198,33 @@ def test_masks_zero_whole_bands_and_frames_within_their_limits() -> None:
     assert (features != 0).all()
 
 
+def test_eq_curve_is_smooth_zero_mean_and_within_its_peak() -> None:
+    peaks = []
+    for seed in range(200):
+        curve = aug.eq_curve(128, np.random.default_rng(seed), 6.0)
+        assert curve.shape == (128,) and curve.dtype == np.float32
+        assert abs(float(curve.mean())) < 1e-3  # a gain change would be normalised away
+        assert float(np.max(np.abs(curve))) <= 6.0 + 1e-4
+        # at most four half-periods: neighbouring bands differ by a small step
+        assert float(np.max(np.abs(np.diff(curve)))) < 6.0 * np.pi * 4 / 128 * 1.5
+        peaks.append(float(np.max(np.abs(curve))))
+    assert max(peaks) > 5.0 and min(peaks) < 1.0  # the peak is drawn over the whole range
+    assert not np.any(aug.eq_curve(128, np.random.default_rng(0), 0.0))
+
+
+def test_spectral_eq_adds_one_curve_to_every_frame_before_the_masks() -> None:
+    features = np.random.default_rng(0).standard_normal((397, 128)).astype(np.float32)
+    config = AugmentConfig(spectral_eq_prob=1.0, spectral_eq_db=8.0)
+    out = aug.mask_features(features, np.random.default_rng(3), config)
+    change = out - features
+    assert float(np.max(np.abs(change))) > 0.5
+    np.testing.assert_allclose(change, np.broadcast_to(change[0], change.shape), atol=1e-5)
+    assert (features == np.random.default_rng(0).standard_normal((397, 128))
+            .astype(np.float32)).all()  # the input is not changed in place
+    with pytest.raises(ValueError, match="spectral_eq_db"):
+        AugmentConfig(spectral_eq_db=-1.0)
+
+
 def test_masks_off_by_default_leave_features_and_random_stream_alone() -> None:
     features = np.arange(12.0, dtype=np.float32).reshape(3, 4)
     rng = np.random.default_rng(1)

@@ -384,3 +384,35 @@ def test_label_smoothing_reaches_the_loss(tmp_path: Path, tiny_corpus: Path) -> 
     result = train(config, tmp_path / "run", data_root=tiny_corpus, log=lambda _: None)
     model = keras.models.load_model(result.run_dir / "best.keras")
     assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
+
+
+def test_weight_decay_shrinks_kernels_and_leaves_biases_and_norms_alone() -> None:
+    import keras
+
+    from host_training.config import OptimConfig
+    from host_training.train import make_optimizer
+
+    assert isinstance(make_optimizer(OptimConfig()), keras.optimizers.Adam)
+    optimizer = make_optimizer(OptimConfig(learning_rate=0.1, weight_decay=0.5))
+    kernel = keras.Variable(np.ones((2, 2), dtype=np.float32), name="kernel")
+    bias = keras.Variable(np.ones(2, dtype=np.float32), name="bias")
+    gamma = keras.Variable(np.ones(2, dtype=np.float32), name="gamma")
+    variables = [kernel, bias, gamma]
+    optimizer.apply_gradients([(np.zeros(v.shape, dtype=np.float32), v) for v in variables])
+    # no gradient: only the decay moves a weight, by learning rate * decay
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(kernel), 0.95, rtol=1e-6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(bias), 1.0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(gamma), 1.0)
+
+
+def test_weight_decay_reaches_the_trained_optimizer(tmp_path: Path, tiny_corpus: Path) -> None:
+    import keras
+
+    config = config_from_dict({
+        "frontend": {"window_seconds": 1.0, "n_bands": 40},
+        "model": {"stem_channels": 4, "blocks": 1, "dense_units": 8},
+        "training": {"epochs": 1, "batch_size": 8, "weight_decay": 0.01},
+    })
+    result = train(config, tmp_path / "run", data_root=tiny_corpus, log=lambda _: None)
+    model = keras.models.load_model(result.run_dir / "best.keras")
+    assert model.optimizer.get_config()["weight_decay"] == pytest.approx(0.01)
