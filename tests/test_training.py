@@ -373,17 +373,23 @@ def test_hard_swish_exports_without_the_hard_swish_kernel(tmp_path: Path) -> Non
     assert np.corrcoef(float_scores, int8_scores)[0, 1] > 0.9
 
 
-def test_label_smoothing_reaches_the_loss(tmp_path: Path, tiny_corpus: Path) -> None:
+@pytest.mark.parametrize("option, value, read_back", [
+    ("label_smoothing", 0.2, lambda model: model.loss.get_config()["label_smoothing"]),
+    ("weight_decay", 0.01, lambda model: model.optimizer.get_config()["weight_decay"]),
+])
+def test_a_training_option_reaches_the_compiled_model(option: str, value: float, read_back,
+                                                       tmp_path: Path,
+                                                       tiny_corpus: Path) -> None:
     import keras
 
     config = config_from_dict({
         "frontend": {"window_seconds": 1.0, "n_bands": 40},
         "model": {"stem_channels": 4, "blocks": 1, "dense_units": 8},
-        "training": {"epochs": 1, "batch_size": 8, "label_smoothing": 0.2},
+        "training": {"epochs": 1, "batch_size": 8, option: value},
     })
     result = train(config, tmp_path / "run", data_root=tiny_corpus, log=lambda _: None)
     model = keras.models.load_model(result.run_dir / "best.keras")
-    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
+    assert read_back(model) == pytest.approx(value)
 
 
 def test_weight_decay_shrinks_kernels_and_leaves_biases_and_norms_alone() -> None:
@@ -403,16 +409,3 @@ def test_weight_decay_shrinks_kernels_and_leaves_biases_and_norms_alone() -> Non
     np.testing.assert_allclose(keras.ops.convert_to_numpy(kernel), 0.95, rtol=1e-6)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(bias), 1.0)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(gamma), 1.0)
-
-
-def test_weight_decay_reaches_the_trained_optimizer(tmp_path: Path, tiny_corpus: Path) -> None:
-    import keras
-
-    config = config_from_dict({
-        "frontend": {"window_seconds": 1.0, "n_bands": 40},
-        "model": {"stem_channels": 4, "blocks": 1, "dense_units": 8},
-        "training": {"epochs": 1, "batch_size": 8, "weight_decay": 0.01},
-    })
-    result = train(config, tmp_path / "run", data_root=tiny_corpus, log=lambda _: None)
-    model = keras.models.load_model(result.run_dir / "best.keras")
-    assert model.optimizer.get_config()["weight_decay"] == pytest.approx(0.01)
