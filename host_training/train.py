@@ -120,9 +120,15 @@ def make_optimizer(training: OptimConfig):
 
     if training.weight_decay == 0:
         return keras.optimizers.Adam(training.learning_rate)
-    optimizer = keras.optimizers.AdamW(training.learning_rate,
-                                       weight_decay=training.weight_decay)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return exempt_offsets_from_decay(
+        keras.optimizers.AdamW(training.learning_rate, weight_decay=training.weight_decay))
+
+
+def exempt_offsets_from_decay(optimizer):
+    """Biases and batch-norm scales keep their size under weight decay. Keras does not save
+    this choice with the optimizer, so a resumed run makes it again."""
+    if getattr(optimizer, "weight_decay", None):
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
 
 
@@ -258,6 +264,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         first_epoch, stopped = 1, False
     else:
         model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
+        exempt_offsets_from_decay(model.optimizer)
         history, best = state["history"], tuple(state["best"])
         first_epoch, stopped = state["epoch"] + 1, state["stopped"]
         _load_average(run_dir, averaged)

@@ -409,3 +409,26 @@ def test_weight_decay_shrinks_kernels_and_leaves_biases_and_norms_alone() -> Non
     np.testing.assert_allclose(keras.ops.convert_to_numpy(kernel), 0.95, rtol=1e-6)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(bias), 1.0)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(gamma), 1.0)
+
+
+def test_a_resumed_run_still_keeps_biases_out_of_weight_decay(tmp_path: Path) -> None:
+    import keras
+
+    from host_training.config import OptimConfig
+    from host_training.train import exempt_offsets_from_decay, make_optimizer
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, bias_initializer="ones")])
+    model.compile(optimizer=make_optimizer(OptimConfig(learning_rate=0.1, weight_decay=0.5)),
+                  loss="mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    model.save(tmp_path / "last.keras")
+    resumed = keras.models.load_model(tmp_path / "last.keras")
+    exempt_offsets_from_decay(resumed.optimizer)
+    kernel, bias = (keras.ops.convert_to_numpy(v) for v in resumed.trainable_variables)
+    resumed.optimizer.apply_gradients(
+        [(np.zeros(v.shape, dtype=np.float32), v) for v in resumed.trainable_variables])
+    # Adam's moments from the first step still move both a little; decay moves the kernel only
+    after_kernel, after_bias = (keras.ops.convert_to_numpy(v) for v in resumed.trainable_variables)
+    moment_step = np.abs(after_bias - bias).max()
+    assert np.abs(after_kernel - kernel * (1 - 0.1 * 0.5)).max() <= moment_step + 1e-6
+    assert np.abs(after_kernel - kernel).max() > moment_step + 0.01
