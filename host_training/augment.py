@@ -65,9 +65,6 @@ class AugmentConfig:
     # so duration stops being a cue. Applied when the training window is cut (features.py).
     short_crop_prob: float = 0.0
     short_crop_seconds: tuple[float, float] = (0.5, 3.0)
-    # SpecAugment-style masks on the window's features (after the front end): whole bands, or
-    # whole frames, set to 0 (under window-mean normalisation, a band's mean over the window). Up to
-    # ``*_mask_count`` masks of 1 to ``*_mask_width`` bands (frames) each.
     # A random smooth equaliser on the window's features, before the masks: the log band
     # energies get a zero-mean curve of a few cosines across the bands, peaking at up to
     # ``spectral_eq_db`` dB (a microphone, room or channel response); under window-mean
@@ -75,6 +72,9 @@ class AugmentConfig:
     # unseen microphone should not look like an unseen vocoder.
     spectral_eq_prob: float = 0.0
     spectral_eq_db: float = 6.0
+    # SpecAugment-style masks on the window's features (after the front end): whole bands, or
+    # whole frames, set to 0 (under window-mean normalisation, a band's mean over the window). Up to
+    # ``*_mask_count`` masks of 1 to ``*_mask_width`` bands (frames) each.
     freq_mask_prob: float = 0.0
     freq_mask_count: int = 2
     freq_mask_width: int = 16
