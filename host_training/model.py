@@ -30,6 +30,11 @@ class ModelConfig:
     dense_units: int = 64
     dropout: float = 0.3
     pooling: str = "global"
+    # Bands merged by the max-pool after the stem (frames always 2). 2 keeps every later layer
+    # at half the input's bands; with twice the bands (a 256-band front end at the FFT's own
+    # resolution) 4 lets the stem see fine spectral detail (harmonics, a vocoder's periodic
+    # ripple) while the blocks and their cost stay those of a 128-band input.
+    stem_band_pool: int = 2
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -38,6 +43,8 @@ class ModelConfig:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}")
+        if self.stem_band_pool < 1:
+            raise ValueError(f"stem_band_pool = {self.stem_band_pool}: must be 1 or more")
 
 
 def _activation(name: str, board: bool = False):
@@ -72,7 +79,7 @@ def build_model(input_shape: tuple[int, int], config: ModelConfig, board: bool =
     inputs = keras.Input(shape=(*input_shape, 1), name="features")
     x = layers.Conv2D(config.stem_channels, 3, padding="same", name=_INPUT_LAYER)(inputs)
     x = _activation(config.activation, board)(x)
-    x = layers.MaxPooling2D(2)(x)
+    x = layers.MaxPooling2D((2, config.stem_band_pool))(x)
     channels = config.stem_channels
     for block in range(config.blocks):
         channels *= 2

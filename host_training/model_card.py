@@ -118,7 +118,9 @@ def render(card: dict[str, Any]) -> str:
         f"activation {arch.get('activation', '?')}, stem {arch.get('stem_channels', '?')} "
         f"channels doubling over {arch.get('blocks', '?')} blocks, dense "
         f"{arch.get('dense_units', '?')}, dropout {arch.get('dropout', '?')}, pooling "
-        f"{arch.get('pooling', 'global')} |",
+        f"{arch.get('pooling', 'global')}"
+        + (f", stem pooling {arch['stem_band_pool']} bands" if arch.get("stem_band_pool", 2) != 2
+           else "") + " |",
         f"| parameters | {card.get('parameters', '?')} |",
         f"| input | int8 {card['input']['shape']}, scale {card['input']['scale']:.5f}, "
         f"zero point {card['input']['zero_point']} |",

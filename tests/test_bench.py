@@ -62,10 +62,12 @@ def test_macs_of_shipped_model_match_its_architecture(shipped_model_path: Path):
     if arch.get("architecture", "edge") != "edge" or "stem_channels" not in arch:
         pytest.skip("shipped model is not the edge architecture")
     # host_training.model.build_model, counted by hand: 3x3 stem, then per block a 1x1 skip
-    # and two 3x3 convs at doubled width, 2x2 max-pool after the stem and each block.
+    # and two 3x3 convs at doubled width, a max-pool after the stem (2 frames x stem_band_pool
+    # bands) and 2x2 after each block.
     frames, bands = card.frontend.feature_shape
     expected = frames * bands * arch["stem_channels"] * 9
-    frames, bands, channels = frames // 2, bands // 2, arch["stem_channels"]
+    frames, bands = frames // 2, bands // arch.get("stem_band_pool", 2)
+    channels = arch["stem_channels"]
     for _ in range(arch["blocks"]):
         out = channels * 2
         expected += frames * bands * out * (channels + 9 * channels + 9 * out)

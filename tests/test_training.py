@@ -432,3 +432,38 @@ def test_a_resumed_run_still_keeps_biases_out_of_weight_decay(tmp_path: Path) ->
     moment_step = np.abs(after_bias - bias).max()
     assert np.abs(after_kernel - kernel * (1 - 0.1 * 0.5)).max() <= moment_step + 1e-6
     assert np.abs(after_kernel - kernel).max() > moment_step + 0.01
+
+
+def test_stem_band_pool_gives_the_blocks_the_shape_of_half_the_bands(tmp_path: Path) -> None:
+    """Twice the bands pooled four to one after the stem: every later layer has the shape (and
+    the weights' count) of the usual model on half the bands, the int8 export stays all int8
+    and follows the float scores; a pool below 1 is refused where the config is read."""
+    import keras
+
+    from edge_runtime.frontend import FrontendConfig
+    from host_training.export import convert_int8, provisional_model
+    from host_training.model import ModelConfig, build_model
+
+    usual = build_model((100, 20), ModelConfig(stem_channels=4, blocks=2, dense_units=8))
+    fine_config = ModelConfig(stem_channels=4, blocks=2, dense_units=8, stem_band_pool=4)
+    fine = build_model((100, 40), fine_config)
+    stem_pool = next(layer for layer in fine.layers
+                     if isinstance(layer, keras.layers.MaxPooling2D))
+    assert stem_pool.output.shape[1:] == (50, 10, 4)
+    assert [layer.output.shape for layer in fine.layers[3:]] == [
+        layer.output.shape for layer in usual.layers[3:]]
+    assert fine.count_params() == usual.count_params()
+    with pytest.raises(ValueError, match="stem_band_pool"):
+        ModelConfig(stem_band_pool=0)
+
+    frontend = FrontendConfig(window_seconds=1.0, n_bands=40)
+    keras.utils.set_random_seed(0)
+    model = build_model(frontend.feature_shape, fine_config)
+    features = np.random.default_rng(0).normal(
+        -4.0, 2.0, size=(24, *frontend.feature_shape)).astype(np.float32)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert_int8(model, features))
+    assert "float32" not in tensor_report(path)["tensor_dtypes"]
+    float_scores = model.predict(features[..., None], verbose=0)[:, 0]
+    int8_scores = provisional_model(path, frontend).score_windows(features)
+    assert np.corrcoef(float_scores, int8_scores)[0, 1] > 0.9
