@@ -31,9 +31,9 @@ class ModelConfig:
     dropout: float = 0.3
     pooling: str = "global"
     # Bands merged by the max-pool after the stem (frames always 2). 2 keeps every later layer
-    # at half the input's bands; with twice the bands (a 256-band front end at the FFT's own
-    # resolution) 4 lets the stem see fine spectral detail (harmonics, a vocoder's periodic
-    # ripple) while the blocks and their cost stay those of a 128-band input.
+    # at half the input's bands; with twice the bands (256 linear bands, about one FFT bin
+    # each) 4 lets the stem see the finer spectrum while the blocks and their cost stay those
+    # of a 128-band input (v2.5-fine.toml).
     stem_band_pool: int = 2
 
     def __post_init__(self) -> None:
