@@ -289,18 +289,19 @@ def test_an_int8_model_that_crashes_the_interpreter_is_not_handed_on(
         convert_int8(model, np.zeros((2, *exported["config"].frontend.feature_shape)))
 
 
-@pytest.mark.parametrize("pooling", ["time", "time_max"])
-def test_pooling_over_time_exports_to_full_int8_and_agrees(pooling: str,
-                                                            tmp_path: Path) -> None:
-    """The band-keeping heads lower to int8 pooling kernels, not to a float op the converter
-    would leave behind silently, and the int8 scores follow the float ones."""
+@pytest.mark.parametrize("pooling", [
+    {"pooling": "time"}, {"pooling": "time_max"}, {"pooling": "time", "stem_band_pool": 4}])
+def test_pooling_exports_to_full_int8_and_agrees(pooling: dict, tmp_path: Path) -> None:
+    """The band-keeping heads, and a stem pool merging more bands than frames, lower to int8
+    pooling kernels, not to a float op the converter would leave behind silently, and the int8
+    scores follow the float ones."""
     from edge_runtime.frontend import FrontendConfig
     from host_training.export import convert_int8, provisional_model
     from host_training.model import ModelConfig, build_model
 
     frontend = FrontendConfig(window_seconds=1.0, n_bands=40)
     model = build_model(frontend.feature_shape, ModelConfig(stem_channels=4, blocks=2,
-                                                            dense_units=16, pooling=pooling))
+                                                            dense_units=16, **pooling))
     features = np.random.default_rng(0).normal(
         -4.0, 2.0, size=(24, *frontend.feature_shape)).astype(np.float32)
     path = tmp_path / "m.tflite"
@@ -434,14 +435,13 @@ def test_a_resumed_run_still_keeps_biases_out_of_weight_decay(tmp_path: Path) ->
     assert np.abs(after_kernel - kernel).max() > moment_step + 0.01
 
 
-def test_stem_band_pool_gives_the_blocks_the_shape_of_half_the_bands(tmp_path: Path) -> None:
+def test_stem_band_pool_gives_the_blocks_the_shape_of_half_the_bands() -> None:
     """Twice the bands pooled four to one after the stem: every later layer has the shape (and
-    the weights' count) of the usual model on half the bands, the int8 export stays all int8
-    and follows the float scores; a pool below 1 is refused where the config is read."""
+    the weights' count) of the usual model on half the bands (its int8 export:
+    test_pooling_exports_to_full_int8_and_agrees); a pool below 1 is refused where the config
+    is read."""
     import keras
 
-    from edge_runtime.frontend import FrontendConfig
-    from host_training.export import convert_int8, provisional_model
     from host_training.model import ModelConfig, build_model
 
     usual = build_model((100, 20), ModelConfig(stem_channels=4, blocks=2, dense_units=8))
@@ -455,15 +455,3 @@ def test_stem_band_pool_gives_the_blocks_the_shape_of_half_the_bands(tmp_path: P
     assert fine.count_params() == usual.count_params()
     with pytest.raises(ValueError, match="stem_band_pool"):
         ModelConfig(stem_band_pool=0)
-
-    frontend = FrontendConfig(window_seconds=1.0, n_bands=40)
-    keras.utils.set_random_seed(0)
-    model = build_model(frontend.feature_shape, fine_config)
-    features = np.random.default_rng(0).normal(
-        -4.0, 2.0, size=(24, *frontend.feature_shape)).astype(np.float32)
-    path = tmp_path / "m.tflite"
-    path.write_bytes(convert_int8(model, features))
-    assert "float32" not in tensor_report(path)["tensor_dtypes"]
-    float_scores = model.predict(features[..., None], verbose=0)[:, 0]
-    int8_scores = provisional_model(path, frontend).score_windows(features)
-    assert np.corrcoef(float_scores, int8_scores)[0, 1] > 0.9
