@@ -95,9 +95,9 @@ def evaluate_model(model_path: Path | None, data_root: Path, splits: list[str],
     model = SpoofModel(model_path)
     keras_model = None
     if keras_path is not None:
-        import keras
+        from host_training.model import load_detector
 
-        keras_model = keras.models.load_model(keras_path)
+        keras_model = load_detector(keras_path)
     rate = model.frontend_config.sample_rate
     results: dict[str, Any] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -16,7 +16,7 @@ from host_training.config import config_from_dict
 from host_training.datasets import default_data_root, load_split
 from host_training.features import clip_scores, clip_windows, keras_window_scores
 from host_training.int8_ranges import RANGE_OUTLIER_SHARE, check_outlier_share
-from host_training.model import board_model
+from host_training.model import board_model, load_detector
 from host_training.model_card import write_card
 from host_training.train import _subset
 from host_training.waveforms import load_waveforms
@@ -123,12 +123,11 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
                cache_dir: Path | None = None, representative_count: int = 300,
                outlier_share: float = RANGE_OUTLIER_SHARE, log=print) -> dict[str, Any]:
     """Exports ``run_dir/best.keras`` to ``out_path`` (.tflite) plus its card (.json)."""
-    import keras
 
     check_outlier_share(outlier_share)  # before minutes of loading, not in the converter's child
     config = config_from_dict(json.loads((run_dir / "config.json").read_text()))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    model = keras.models.load_model(run_dir / "best.keras")
+    model = load_detector(run_dir / "best.keras")
     frontend = Frontend(config.frontend)
     root = data_root or (Path(config.data.root) if config.data.root else default_data_root())
     seed = config.training.seed
@@ -204,14 +203,12 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
 if __name__ == "__main__":  # the child convert_int8 starts: MODEL.keras DATA.npy OUT.tflite SHARE
     import sys
 
-    import keras
-
     import host_training.board_layers  # noqa: F401  (load_model needs SixHardSwish registered)
     from edge_runtime.model import interpreter_class
 
     print(f"{_STEP}the TFLite converter, converting the model to int8", file=sys.stderr,
           flush=True)
-    _model = keras.models.load_model(sys.argv[1])
+    _model = load_detector(sys.argv[1])
     Path(sys.argv[3]).write_bytes(_convert_int8_here(_model, np.load(sys.argv[2]),
                                                      float(sys.argv[4])))
     print(f"{_STEP}the board's interpreter, running the int8 model", file=sys.stderr,

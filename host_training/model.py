@@ -18,6 +18,10 @@ ARCHITECTURES = ("edge", "specrnet")
 # "time_max" adds the maximum over time beside the mean, so a trace in a few frames is not
 # averaged away over a 4 s window.
 POOLINGS = ("global", "time", "time_max")
+# "sigmoid": one dense unit, a boundary between training spoofs and bona fide speech;
+# "one_class": a cosine to a bona fide direction (host_training.one_class), so what is unlike
+# the training bona fide speech scores as spoof.
+HEADS = ("sigmoid", "one_class")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class ModelConfig:
     # each) 4 lets the stem see the finer spectrum while the blocks and their cost stay those
     # of a 128-band input (v2.5-fine.toml).
     stem_band_pool: int = 2
+    head: str = "sigmoid"
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -43,6 +48,8 @@ class ModelConfig:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}")
         if self.stem_band_pool < 1:
             raise ValueError(f"stem_band_pool = {self.stem_band_pool}: must be 1 or more")
 
@@ -101,10 +108,37 @@ def build_model(input_shape: tuple[int, int], config: ModelConfig, board: bool =
         x = pooled[0] if len(pooled) == 1 else layers.Concatenate()(pooled)
         x = layers.Flatten(name="bands_channels")(x)
     x = layers.Dense(config.dense_units, name="dense")(x)
+    if config.head == "one_class":
+        from host_training.one_class import CosineSpoofScore
+
+        # The embedding stays linear, as in OC-softmax: a cosine wants signed coordinates.
+        x = layers.Dropout(config.dropout)(x)
+        outputs = CosineSpoofScore(name="spoof_probability")(x)
+        return keras.Model(inputs, outputs, name="specrnet_edge")
     x = _activation(config.activation, board)(x)
     x = layers.Dropout(config.dropout)(x)
     outputs = layers.Dense(1, activation="sigmoid", name="spoof_probability")(x)
     return keras.Model(inputs, outputs, name="specrnet_edge")
+
+
+def detector_loss(config: ModelConfig, label_smoothing: float):
+    """The training loss that goes with the model's head."""
+    import keras
+
+    if config.head == "one_class":
+        from host_training.one_class import OneClassLoss
+
+        return OneClassLoss(label_smoothing=label_smoothing)
+    return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+
+
+def load_detector(path, compile: bool = True):
+    """A saved detector (best.keras, last.keras), whatever its head."""
+    import keras
+
+    import host_training.one_class  # noqa: F401  (registers the one-class layer and loss)
+
+    return keras.models.load_model(path, compile=compile)
 
 
 def board_model(model, config: ModelConfig):
@@ -121,6 +155,7 @@ def board_model(model, config: ModelConfig):
         if not layer.weights:
             continue
         weights = model.get_layer(layer.name).get_weights()
+        # (The one-class head's direction is divided too: a cosine ignores its scale.)
         if layer.name != _INPUT_LAYER:
             weights[0] = weights[0] / 6.0
         layer.set_weights(weights)

@@ -135,12 +135,11 @@ def exempt_offsets_from_decay(optimizer):
 def _report(checkpoint: Path, config: TrainConfig, root: Path, cache_dir: Path,
             workers: int, log) -> dict[str, dict[str, object]]:
     """Float EER (pooled and per attack) of the best checkpoint on the report splits."""
-    import keras
-
     from host_training.evaluate import split_metrics
+    from host_training.model import load_detector
     from host_training.streaming import stream_clip_scores
 
-    model = keras.models.load_model(checkpoint)
+    model = load_detector(checkpoint)
     report = {}
     for split in config.data.report_splits:
         utterances = load_split(root, split)
@@ -214,7 +213,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     import keras
 
     from host_training.distribution import configure
-    from host_training.model import build_model
+    from host_training.model import build_model, detector_loss, load_detector
     from host_training.streaming import TrainingWindows, epoch_rng, stream_clip_scores
 
     root = data_root or (Path(config.data.root) if config.data.root else default_data_root())
@@ -257,13 +256,12 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     if state is None:
         model = build_model(config.frontend.feature_shape, config.model)
         model.compile(optimizer=make_optimizer(config.training),
-                      loss=keras.losses.BinaryCrossentropy(
-                          label_smoothing=config.training.label_smoothing))
+                      loss=detector_loss(config.model, config.training.label_smoothing))
         history: list[dict[str, float]] = []
         best = (-1, float("inf"), 0.5)
         first_epoch, stopped = 1, False
     else:
-        model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
+        model = load_detector(run_dir / LAST_CHECKPOINT)
         exempt_offsets_from_decay(model.optimizer)
         history, best = state["history"], tuple(state["best"])
         first_epoch, stopped = state["epoch"] + 1, state["stopped"]

@@ -290,11 +290,12 @@ def test_an_int8_model_that_crashes_the_interpreter_is_not_handed_on(
 
 
 @pytest.mark.parametrize("pooling", [
-    {"pooling": "time"}, {"pooling": "time_max"}, {"pooling": "time", "stem_band_pool": 4}])
+    {"pooling": "time"}, {"pooling": "time_max"}, {"pooling": "time", "stem_band_pool": 4},
+    {"pooling": "time", "head": "one_class"}])
 def test_pooling_exports_to_full_int8_and_agrees(pooling: dict, tmp_path: Path) -> None:
-    """The band-keeping heads, and a stem pool merging more bands than frames, lower to int8
-    pooling kernels, not to a float op the converter would leave behind silently, and the int8
-    scores follow the float ones."""
+    """The band-keeping heads, a stem pool merging more bands than frames and the one-class
+    head's cosine lower to int8 kernels, not to a float op the converter would leave behind
+    silently, and the int8 scores follow the float ones."""
     from edge_runtime.frontend import FrontendConfig
     from host_training.export import convert_int8, provisional_model
     from host_training.model import ModelConfig, build_model
@@ -433,6 +434,46 @@ def test_a_resumed_run_still_keeps_biases_out_of_weight_decay(tmp_path: Path) ->
     moment_step = np.abs(after_bias - bias).max()
     assert np.abs(after_kernel - kernel * (1 - 0.1 * 0.5)).max() <= moment_step + 1e-6
     assert np.abs(after_kernel - kernel).max() > moment_step + 0.01
+
+
+def test_one_class_loss_wants_bona_fide_near_the_direction_and_spoofs_away() -> None:
+    import keras
+
+    from host_training.one_class import BONAFIDE_MARGIN, SPOOF_MARGIN, OneClassLoss
+
+    loss = OneClassLoss()
+
+    def at(target: float, cosine: float) -> float:
+        score = np.array([[(1.0 - cosine) / 2.0]], dtype=np.float32)
+        return float(keras.ops.convert_to_numpy(loss(np.array([[target]]), score)))
+
+    # each side costs little past its margin and a lot on the wrong side of the other's
+    assert at(0.0, BONAFIDE_MARGIN + 0.1) < 0.2 < 5.0 < at(0.0, SPOOF_MARGIN)
+    assert at(1.0, SPOOF_MARGIN - 0.1) < 0.2 < 5.0 < at(1.0, BONAFIDE_MARGIN)
+    # a soft target mixes the two sides
+    assert at(0.5, 0.5) == pytest.approx(0.5 * at(0.0, 0.5) + 0.5 * at(1.0, 0.5), rel=1e-5)
+
+
+def test_one_class_run_trains_saves_and_scores_in_zero_one(tmp_path: Path,
+                                                           tiny_corpus: Path) -> None:
+    from host_training.model import load_detector
+    from host_training.one_class import OneClassLoss
+
+    config = config_from_dict({
+        "frontend": {"window_seconds": 1.0, "n_bands": 40},
+        "model": {"stem_channels": 4, "blocks": 1, "dense_units": 8, "head": "one_class"},
+        "training": {"epochs": 1, "batch_size": 8, "label_smoothing": 0.1},
+    })
+    result = train(config, tmp_path / "run", data_root=tiny_corpus, log=lambda _: None)
+    model = load_detector(result.run_dir / "best.keras")
+    assert isinstance(model.loss, OneClassLoss)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    features = np.random.default_rng(2).normal(
+        -4.0, 2.0, size=(8, *config.frontend.feature_shape, 1)).astype(np.float32)
+    scores = model.predict(features, verbose=0)[:, 0]
+    assert np.all((scores >= 0.0) & (scores <= 1.0)) and np.ptp(scores) > 0
+    with pytest.raises(ValueError, match="head"):
+        config_from_dict({"model": {"head": "softmax"}})
 
 
 def test_stem_band_pool_gives_the_blocks_the_shape_of_half_the_bands() -> None:
