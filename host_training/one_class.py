@@ -48,7 +48,9 @@ class OneClassLoss(keras.losses.Loss):
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
-        target = ops.cast(y_true, y_pred.dtype)
+        # labels may come as (batch,) beside scores of (batch, 1): broadcasting would pair
+        # every label with every score
+        target = ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
         target = target * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         cosine = 1.0 - 2.0 * y_pred
         spoof_side = ops.softplus(SCALE * (cosine - SPOOF_MARGIN))

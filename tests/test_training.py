@@ -452,6 +452,11 @@ def test_one_class_loss_wants_bona_fide_near_the_direction_and_spoofs_away() -> 
     assert at(1.0, SPOOF_MARGIN - 0.1) < 0.2 < 5.0 < at(1.0, BONAFIDE_MARGIN)
     # a soft target mixes the two sides
     assert at(0.5, 0.5) == pytest.approx(0.5 * at(0.0, 0.5) + 0.5 * at(1.0, 0.5), rel=1e-5)
+    # labels of shape (batch,) beside scores of (batch, 1), as fit gives them: each clip is
+    # scored against its own label, not against every label of the batch
+    scores = np.array([[0.02], [0.45]], dtype=np.float32)
+    batch = float(keras.ops.convert_to_numpy(loss(np.array([0.0, 1.0]), scores)))
+    assert batch == pytest.approx((at(0.0, 0.96) + at(1.0, 0.1)) / 2, rel=1e-4)
 
 
 def test_one_class_run_trains_saves_and_scores_in_zero_one(tmp_path: Path,
