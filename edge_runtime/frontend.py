@@ -23,7 +23,8 @@ FilterScale = Literal["mel", "linear"]
 # share one STFT per window (the detector and the speech gate do).
 STFT_FIELDS = ("sample_rate", "n_fft", "win_length", "hop_length", "remove_frame_dc",
                "window_seconds")
-Normalization = Literal["none", "window_mean"]
+Normalization = Literal["none", "window_mean", "band_mean"]
+NORMALIZATIONS = ("none", "window_mean", "band_mean")
 # Frames are transformed this many at a time (see Frontend._work_buffers).
 FRAME_BLOCK = 64
 # The rate the shipped front end (and so every file, stream and training clip) works at.
@@ -45,6 +46,8 @@ class FrontendConfig:
     log_floor: float = 1e-10
     # "window_mean" subtracts the mean log energy of the whole window, so a gain change
     # (an additive constant in the log domain) cannot move the score: level is a shortcut.
+    # "band_mean" subtracts each band's mean over the window instead: a microphone's or room's
+    # fixed response (a constant per band in the log domain) cannot move it either.
     normalization: Normalization = "window_mean"
     window_seconds: float = 4.0
     # Subtract each frame's mean before the analysis window: a DC offset carries no evidence
@@ -60,7 +63,7 @@ class FrontendConfig:
             raise ValueError("need 0 <= fmin < fmax <= sample_rate / 2")
         if self.scale not in ("mel", "linear"):
             raise ValueError(f"scale must be 'mel' or 'linear', not {self.scale!r}")
-        if self.normalization not in ("none", "window_mean"):
+        if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {self.normalization!r}")
         if self.window_samples < self.n_fft:
             raise ValueError("window_seconds is shorter than one FFT frame")
@@ -272,6 +275,8 @@ class Frontend:
         """Applies the configured per-window normalisation to (frames, bands) log energies."""
         if self.config.normalization == "window_mean":
             return (window_frames - window_frames.mean(dtype=np.float64)).astype(np.float32)
+        if self.config.normalization == "band_mean":
+            return (window_frames - window_frames.mean(axis=0, dtype=np.float64)).astype(np.float32)
         return window_frames.astype(np.float32, copy=False)
 
     def window_features(self, window: np.ndarray) -> np.ndarray:

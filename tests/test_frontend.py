@@ -115,6 +115,24 @@ def test_window_features_are_gain_invariant(seed: int, level: float, gain_db: fl
     assert np.max(np.abs(features - scaled)) < 1e-3
 
 
+def test_band_mean_removes_a_fixed_response_per_band() -> None:
+    """band_mean: every band's mean over the window is 0, so a fixed equaliser (a constant per
+    band in the log domain) leaves the features as they were, while window_mean keeps it."""
+    from scipy.signal import firwin, lfilter
+
+    window = speech_like(4.0).astype(np.float64)
+    coloured = lfilter(firwin(63, 2000, fs=16000, pass_zero=False), 1.0, window) + 0.3 * window
+    per_band = Frontend(replace(CONFIG, normalization="band_mean", log_floor=1e-30))
+    whole = Frontend(replace(CONFIG, normalization="window_mean", log_floor=1e-30))
+    features = per_band.window_features(window.astype(np.float32))
+    assert np.abs(features.mean(axis=0)).max() < 1e-4
+    # the filter's transient and the bands' leakage make it approximate, not exact
+    change = np.abs(per_band.window_features(coloured.astype(np.float32)) - features).mean()
+    whole_change = np.abs(whole.window_features(coloured.astype(np.float32))
+                          - whole.window_features(window.astype(np.float32))).mean()
+    assert change < 0.2 * whole_change
+
+
 def test_gain_is_not_removed_without_normalisation() -> None:
     """The invariance above is the normalisation's doing, not an accident of the test."""
     frontend = Frontend(FrontendConfig(normalization="none"))
