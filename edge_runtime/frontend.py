@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -24,7 +24,7 @@ FilterScale = Literal["mel", "linear"]
 STFT_FIELDS = ("sample_rate", "n_fft", "win_length", "hop_length", "remove_frame_dc",
                "window_seconds")
 Normalization = Literal["none", "window_mean", "band_mean"]
-NORMALIZATIONS = ("none", "window_mean", "band_mean")
+NORMALIZATIONS = get_args(Normalization)
 # Frames are transformed this many at a time (see Frontend._work_buffers).
 FRAME_BLOCK = 64
 # The rate the shipped front end (and so every file, stream and training clip) works at.
