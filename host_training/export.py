@@ -123,7 +123,6 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
                cache_dir: Path | None = None, representative_count: int = 300,
                outlier_share: float = RANGE_OUTLIER_SHARE, log=print) -> dict[str, Any]:
     """Exports ``run_dir/best.keras`` to ``out_path`` (.tflite) plus its card (.json)."""
-
     check_outlier_share(outlier_share)  # before minutes of loading, not in the converter's child
     config = config_from_dict(json.loads((run_dir / "config.json").read_text()))
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -203,7 +202,6 @@ def export_run(run_dir: Path, out_path: Path, data_root: Path | None = None,
 if __name__ == "__main__":  # the child convert_int8 starts: MODEL.keras DATA.npy OUT.tflite SHARE
     import sys
 
-    import host_training.board_layers  # noqa: F401  (load_model needs SixHardSwish registered)
     from edge_runtime.model import interpreter_class
 
     print(f"{_STEP}the TFLite converter, converting the model to int8", file=sys.stderr,

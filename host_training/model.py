@@ -114,10 +114,10 @@ def build_model(input_shape: tuple[int, int], config: ModelConfig, board: bool =
         # The embedding stays linear, as in OC-softmax: a cosine wants signed coordinates.
         x = layers.Dropout(config.dropout)(x)
         outputs = CosineSpoofScore(name="spoof_probability")(x)
-        return keras.Model(inputs, outputs, name="specrnet_edge")
-    x = _activation(config.activation, board)(x)
-    x = layers.Dropout(config.dropout)(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="spoof_probability")(x)
+    else:
+        x = _activation(config.activation, board)(x)
+        x = layers.Dropout(config.dropout)(x)
+        outputs = layers.Dense(1, activation="sigmoid", name="spoof_probability")(x)
     return keras.Model(inputs, outputs, name="specrnet_edge")
 
 
@@ -133,10 +133,13 @@ def detector_loss(config: ModelConfig, label_smoothing: float):
 
 
 def load_detector(path, compile: bool = True):
-    """A saved detector (best.keras, last.keras), whatever its head."""
+    """A saved detector (best.keras, last.keras, or its board form for the converter),
+    whatever its head: the kit's own layers and loss are registered first."""
     import keras
 
-    import host_training.one_class  # noqa: F401  (registers the one-class layer and loss)
+    # imported for what they register: SixHardSwish, the one-class layer and loss
+    import host_training.board_layers
+    import host_training.one_class  # noqa: F401
 
     return keras.models.load_model(path, compile=compile)
 
