@@ -21,6 +21,7 @@ from edge_runtime.atomic import atomic_output, write_text_atomically
 from edge_runtime.metrics import equal_error_rate
 from host_training.config import OptimConfig, TrainConfig, epoch_learning_rate
 from host_training.datasets import Utterance, default_data_root, load_split, summarize
+from host_training.sam import enable_sam
 from host_training.sampling import capped_selection, speaker_balanced_weights
 from host_training.waveforms import load_clip_store
 
@@ -268,7 +269,10 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         _load_average(run_dir, averaged)
         log(f"resuming after epoch {state['epoch']} (best dev EER {best[1] * 100:.2f} % "
             f"at epoch {best[0]})")
-    log(f"model: {model.count_params()} parameters, activation {config.model.activation}")
+    if config.training.sam_rho:
+        enable_sam(model, config.training.sam_rho)
+    log(f"model: {model.count_params()} parameters, activation {config.model.activation}"
+        + (f", SAM steps of radius {config.training.sam_rho}" if config.training.sam_rho else ""))
 
     def dev_rates():
         scores = stream_clip_scores(model, dev_store, config.frontend, workers)

@@ -192,21 +192,26 @@ def _tiny_config(epochs: int, **training):
     })
 
 
-def test_an_interrupted_run_resumes_on_the_same_stream(tiny_corpus: Path,
+# SAM: a resumed run must take SAM steps again (the step is bound to the instance, not saved).
+@pytest.mark.parametrize("training", [{}, {"sam_rho": 0.05}], ids=["plain", "sam"])
+def test_an_interrupted_run_resumes_on_the_same_stream(training: dict, tiny_corpus: Path,
                                                        tmp_path: Path) -> None:
     from host_training.train import ResumeError, train
 
     quiet = lambda _: None  # noqa: E731
-    train(_tiny_config(2), tmp_path / "straight", tmp_path / "cache", tiny_corpus, quiet, 2)
-    train(_tiny_config(1), tmp_path / "resumed", tmp_path / "cache", tiny_corpus, quiet, 2)
+    train(_tiny_config(2, **training), tmp_path / "straight", tmp_path / "cache", tiny_corpus,
+          quiet, 2)
+    train(_tiny_config(1, **training), tmp_path / "resumed", tmp_path / "cache", tiny_corpus,
+          quiet, 2)
     # The same config with more epochs: an interrupted run of it (config.json says 1 epoch).
     config = json.loads((tmp_path / "resumed" / "config.json").read_text())
     config["training"]["epochs"] = 2
     (tmp_path / "resumed" / "config.json").write_text(json.dumps(config))
     lines: list[str] = []
-    train(_tiny_config(2), tmp_path / "resumed", tmp_path / "cache", tiny_corpus,
+    train(_tiny_config(2, **training), tmp_path / "resumed", tmp_path / "cache", tiny_corpus,
           lines.append, 2)
     assert any(line.startswith("resuming after epoch 1") for line in lines)
+    assert any("SAM steps of radius" in line for line in lines) == bool(training)
     straight = json.loads((tmp_path / "straight" / "history.json").read_text())
     resumed = json.loads((tmp_path / "resumed" / "history.json").read_text())
     assert [e["epoch"] for e in resumed] == [1, 2]
