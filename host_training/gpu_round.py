@@ -1,0 +1,188 @@
+"""A round of training runs side by side on a lent GPU host that has no network and takes files
+only in bounded uploads, and gives back only a few small files (this workplace's `device` tool:
+64 MiB of working tree per call, at most 8 files of 16 MiB back).
+
+    python -m host_training.gpu_round pack --out cache/up ROOT:NAME:SPLITS ...   # here
+    # one call per part on the GPU host: tar xf cache/up/partNN.tar -C cache
+    python -m host_training.gpu_round prep --config CONFIG                        # there
+    python -m host_training.gpu_round launch CONFIG:SEED ...                      # there
+    python -m host_training.gpu_round wait SECONDS                                # there
+    python -m host_training.gpu_round collect --out "$OUT"                        # there
+    # here: tar xf runs-N.tar -C runs/ROUND; then edge-train export / evaluate per run
+
+Runs write to runs/<config stem>-s<seed>; each runs as its own process session, so it outlives
+the call that started it while the host stays lent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import click
+
+RUNS = Path("runs")
+# What one upload may hold, leaving room for the working tree that travels with it.
+DEFAULT_PART_MB = 56
+# Runs per returned tar: 8 of v2.5's size (about 1.4 MB each without optimizer state) stay
+# well under the 16 MiB a returned file may have.
+RUNS_PER_TAR = 8
+RUN_FILES = ("history.json", "metrics.json", "config.json")
+
+
+def _corpus_files(spec: str) -> list[tuple[Path, str]]:
+    """``ROOT:NAME:SPLIT,SPLIT`` -> (file, name inside the tar) for the protocols and splits."""
+    root, name, splits = spec.split(":")
+    files = []
+    for sub in ("protocols", *splits.split(",")):
+        for path in sorted((Path(root) / sub).rglob("*")):
+            if path.is_file():
+                files.append((path, f"{name}/{path.relative_to(root)}"))
+    return files
+
+
+def pack_parts(specs: list[str], out: Path, part_bytes: int) -> list[Path]:
+    """Tar files of at most ``part_bytes`` (plus one file) holding every file of ``specs``."""
+    out.mkdir(parents=True, exist_ok=True)
+    parts: list[list[tuple[Path, str]]] = [[]]
+    size = 0
+    for path, name in (f for spec in specs for f in _corpus_files(spec)):
+        cost = path.stat().st_size + tarfile.BLOCKSIZE * 2  # header and padding
+        if parts[-1] and size + cost > part_bytes:
+            parts.append([])
+            size = 0
+        parts[-1].append((path, name))
+        size += cost
+    written = []
+    for index, members in enumerate(parts):
+        target = out / f"part{index:02d}.tar"
+        with tarfile.open(target, "w") as tar:
+            for path, name in members:
+                tar.add(path, arcname=name)
+        written.append(target)
+    return written
+
+
+def run_command(config: Path, seed: int, workers: int) -> list[str]:
+    return [sys.executable, "-c", "from host_training.cli import main; main()", "train",
+            "--config", str(config),
+            "--out", str(RUNS / f"{config.stem}-s{seed}"), "--seed", str(seed),
+            "--workers", str(workers)]
+
+
+def collect_runs(runs: Path, out: Path) -> list[str]:
+    """Every run with a best.keras -> ``out/runs-N.tar``: the model without optimizer state,
+    its history, metrics, config and log."""
+    from host_training.model import load_detector
+
+    names = sorted(p.name for p in runs.iterdir() if (p / "best.keras").exists())
+    stage = out / "stage"
+    for name in names:
+        (stage / name).mkdir(parents=True, exist_ok=True)
+        load_detector(runs / name / "best.keras", compile=False).save(stage / name / "best.keras")
+    for first in range(0, len(names), RUNS_PER_TAR):
+        with tarfile.open(out / f"runs-{first // RUNS_PER_TAR}.tar", "w") as tar:
+            for name in names[first:first + RUNS_PER_TAR]:
+                tar.add(stage / name / "best.keras", arcname=f"{name}/best.keras")
+                for file in RUN_FILES:
+                    if (runs / name / file).exists():
+                        tar.add(runs / name / file, arcname=f"{name}/{file}")
+                if (runs / f"{name}.log").exists():
+                    tar.add(runs / f"{name}.log", arcname=f"{name}/train.log")
+    for name in names:
+        (stage / name / "best.keras").unlink()
+        (stage / name).rmdir()
+    if stage.exists():
+        stage.rmdir()
+    return names
+
+
+@click.group()
+def main() -> None:
+    """A training round on a lent GPU host (see the module's docstring)."""
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--part-mb", type=click.IntRange(1), default=DEFAULT_PART_MB, show_default=True)
+def pack(specs: tuple[str, ...], out: Path, part_mb: int) -> None:
+    """Corpora (ROOT:NAME:SPLIT,SPLIT) -> tar parts, one per upload; unpacked into cache/ they
+    give cache/NAME/{protocols,SPLIT}."""
+    parts = pack_parts(list(specs), out, part_mb * 1_000_000)
+    click.echo(f"{len(parts)} parts in {out}")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True),
+              required=True)
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=Path("cache"))
+def prep(config_path: Path, cache_dir: Path) -> None:
+    """Decode the config's training and dev clips once, before the runs start side by side."""
+    from host_training.config import load_config
+    from host_training.datasets import default_data_root, load_split
+    from host_training.waveforms import load_clip_store
+
+    config = load_config(config_path)
+    # the lists host_training.train builds, so the runs find their clips decoded
+    root = Path(config.data.root) if config.data.root else default_data_root()
+    train = load_split(root, config.data.train_split)
+    for corpus in config.data.train_roots:
+        train += load_split(Path(corpus), config.data.train_split)
+    dev = load_split(Path(config.data.dev_root) if config.data.dev_root else root,
+                     config.data.dev_split)
+    for utterances in (train, dev):
+        load_clip_store(utterances, config.frontend.sample_rate, cache_dir, os.cpu_count())
+    click.echo(f"decoded {len(train)} training and {len(dev)} dev clips into {cache_dir}")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--gpus", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True)
+def launch(runs: tuple[str, ...], gpus: int, workers: int) -> None:
+    """Start CONFIG:SEED runs in the background, one GPU each in turn (JAX, no preallocation)."""
+    RUNS.mkdir(exist_ok=True)
+    for index, spec in enumerate(runs):
+        config, seed = spec.rsplit(":", 1)
+        command = run_command(Path(config), int(seed), workers)
+        env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+               "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": str(index % gpus)}
+        # (the child keeps its own copy of the log's descriptor)
+        with open(RUNS / f"{Path(config).stem}-s{seed}.log", "w") as log:
+            subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    click.echo(f"launched {len(runs)} runs")
+
+
+@main.command()
+@click.argument("seconds", type=click.IntRange(0))
+def wait(seconds: int) -> None:
+    """Until every launched run has written metrics.json, or SECONDS pass; then each run's
+    last epoch line."""
+    deadline = time.monotonic() + seconds
+    logs = sorted(RUNS.glob("*.log"))
+    while time.monotonic() < deadline and not all(
+            (RUNS / log.stem / "metrics.json").exists() for log in logs):
+        time.sleep(10)
+    for log in logs:
+        epochs = [line for line in log.read_text(errors="replace").splitlines()
+                  if line.startswith("epoch ")]
+        done = "done" if (RUNS / log.stem / "metrics.json").exists() else "running"
+        click.echo(f"{log.stem}: {done}, {len(epochs)} epochs; {epochs[-1] if epochs else ''}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+def collect(out: Path) -> None:
+    """Every run's best model (no optimizer state), history and log -> OUT/runs-N.tar."""
+    names = collect_runs(RUNS, out)
+    click.echo(f"collected {len(names)} runs into {out}")
+
+
+if __name__ == "__main__":
+    main()
