@@ -124,17 +124,11 @@ def pack(specs: tuple[str, ...], out: Path, part_mb: int) -> None:
 def prep(config_path: Path, cache_dir: Path) -> None:
     """Decode the config's training and dev clips once, before the runs start side by side."""
     from host_training.config import load_config
-    from host_training.datasets import default_data_root, load_split
+    from host_training.train import clip_lists, corpus_root
     from host_training.waveforms import load_clip_store
 
     config = load_config(config_path)
-    # the lists host_training.train builds, so the runs find their clips decoded
-    root = Path(config.data.root) if config.data.root else default_data_root()
-    train = load_split(root, config.data.train_split)
-    for corpus in config.data.train_roots:
-        train += load_split(Path(corpus), config.data.train_split)
-    dev = load_split(Path(config.data.dev_root) if config.data.dev_root else root,
-                     config.data.dev_split)
+    train, _, dev = clip_lists(config, corpus_root(config))
     for utterances in (train, dev):
         load_clip_store(utterances, config.frontend.sample_rate, cache_dir, os.cpu_count())
     click.echo(f"decoded {len(train)} training and {len(dev)} dev clips into {cache_dir}")

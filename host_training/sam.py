@@ -8,7 +8,8 @@ and backward pass per step; the saved model is the plain functional model (the s
 to the training instance only, so nothing new has to be registered to load a checkpoint).
 
 Backend-specific (the gradient at other weights is taken differently): TensorFlow on a host,
-JAX on GPU machines.
+JAX on GPU machines. Each step mirrors Keras 3's own train_step for its backend, private helpers
+included (loss tracking, metrics); tests/test_sam.py checks it against a hand-worked step.
 """
 
 from __future__ import annotations

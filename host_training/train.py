@@ -65,6 +65,26 @@ def _epoch_selection(utterances: list[Utterance], base_count: int, config: Train
     return np.concatenate([base, np.sort(extra)]).astype(int)
 
 
+def corpus_root(config: TrainConfig) -> Path:
+    """The corpus a config trains on: its ``root``, else $EDGE_DETECT_DATA or the shared one."""
+    return Path(config.data.root) if config.data.root else default_data_root()
+
+
+def clip_lists(config: TrainConfig, root: Path) -> tuple[list[Utterance], int, list[Utterance]]:
+    """The training clips (the corpus's and ``train_roots``', then ``extra_train_roots``'), how
+    many come before the extras, and the dev clips: the lists a run decodes and trains on."""
+    data, seed = config.data, config.training.seed
+    train_utts = _subset(load_split(root, data.train_split), data.max_files, seed)
+    for corpus in data.train_roots:
+        train_utts += _subset(load_split(Path(corpus), data.train_split), data.max_files, seed)
+    base_count = len(train_utts)
+    for extra in data.extra_train_roots:
+        train_utts += load_split(Path(extra), data.train_split)
+    dev_root = Path(data.dev_root) if data.dev_root else root
+    dev_utts = _subset(load_split(dev_root, data.dev_split), data.max_files, seed + 1)
+    return train_utts, base_count, dev_utts
+
+
 class WeightAverage:
     """Running mean of the weights after each epoch from ``start`` on (0 = never)."""
 
@@ -217,8 +237,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     from host_training.model import build_model, detector_loss, load_detector
     from host_training.streaming import TrainingWindows, epoch_rng, stream_clip_scores
 
-    root = data_root or (Path(config.data.root) if config.data.root else default_data_root())
-    dev_root = Path(config.data.dev_root) if config.data.dev_root else root
+    root = data_root or corpus_root(config)
     seed = config.training.seed
     workers = workers or os.cpu_count() or 1
     cache_dir = cache_dir or run_dir / "clips"
@@ -228,18 +247,10 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     keras.utils.set_random_seed(seed)
 
-    train_utts = _subset(load_split(root, config.data.train_split), config.data.max_files, seed)
-    for corpus in config.data.train_roots:
-        train_utts += _subset(load_split(Path(corpus), config.data.train_split),
-                              config.data.max_files, seed)
-    base_count = len(train_utts)
-    for extra in config.data.extra_train_roots:
-        train_utts += load_split(Path(extra), config.data.train_split)
-    dev_utts = _subset(load_split(dev_root, config.data.dev_split), config.data.max_files,
-                       seed + 1)
+    train_utts, base_count, dev_utts = clip_lists(config, root)
     log(f"train: {summarize(train_utts)['files']} files from {root} and "
         f"{len(config.data.train_roots) + len(config.data.extra_train_roots)} more roots; "
-        f"dev: {len(dev_utts)} files from {dev_root}")
+        f"dev: {len(dev_utts)} files from {config.data.dev_root or root}")
     rate = config.frontend.sample_rate
     train_store = load_clip_store(train_utts, rate, cache_dir, workers, log)
     dev_store = load_clip_store(dev_utts, rate, cache_dir, workers, log)
