@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,24 +81,18 @@ def collect_runs(runs: Path, out: Path) -> list[str]:
     from host_training.model import load_detector
 
     names = sorted(p.name for p in runs.iterdir() if (p / "best.keras").exists())
-    stage = out / "stage"
-    for name in names:
-        (stage / name).mkdir(parents=True, exist_ok=True)
-        load_detector(runs / name / "best.keras", compile=False).save(stage / name / "best.keras")
-    for first in range(0, len(names), RUNS_PER_TAR):
-        with tarfile.open(out / f"runs-{first // RUNS_PER_TAR}.tar", "w") as tar:
-            for name in names[first:first + RUNS_PER_TAR]:
-                tar.add(stage / name / "best.keras", arcname=f"{name}/best.keras")
-                for file in RUN_FILES:
-                    if (runs / name / file).exists():
-                        tar.add(runs / name / file, arcname=f"{name}/{file}")
-                if (runs / f"{name}.log").exists():
-                    tar.add(runs / f"{name}.log", arcname=f"{name}/train.log")
-    for name in names:
-        (stage / name / "best.keras").unlink()
-        (stage / name).rmdir()
-    if stage.exists():
-        stage.rmdir()
+    with tempfile.TemporaryDirectory() as stage:
+        for first in range(0, len(names), RUNS_PER_TAR):
+            with tarfile.open(out / f"runs-{first // RUNS_PER_TAR}.tar", "w") as tar:
+                for name in names[first:first + RUNS_PER_TAR]:
+                    model = Path(stage) / f"{name}.keras"
+                    load_detector(runs / name / "best.keras", compile=False).save(model)
+                    tar.add(model, arcname=f"{name}/best.keras")
+                    for file in RUN_FILES:
+                        if (runs / name / file).exists():
+                            tar.add(runs / name / file, arcname=f"{name}/{file}")
+                    if (runs / f"{name}.log").exists():
+                        tar.add(runs / f"{name}.log", arcname=f"{name}/train.log")
     return names
 
 
@@ -160,14 +155,17 @@ def wait(seconds: int) -> None:
     last epoch line."""
     deadline = time.monotonic() + seconds
     logs = sorted(RUNS.glob("*.log"))
-    while time.monotonic() < deadline and not all(
-            (RUNS / log.stem / "metrics.json").exists() for log in logs):
+
+    def finished(log: Path) -> bool:
+        return (RUNS / log.stem / "metrics.json").exists()
+
+    while time.monotonic() < deadline and not all(map(finished, logs)):
         time.sleep(10)
     for log in logs:
         epochs = [line for line in log.read_text(errors="replace").splitlines()
                   if line.startswith("epoch ")]
-        done = "done" if (RUNS / log.stem / "metrics.json").exists() else "running"
-        click.echo(f"{log.stem}: {done}, {len(epochs)} epochs; {epochs[-1] if epochs else ''}")
+        state = "done" if finished(log) else "running"
+        click.echo(f"{log.stem}: {state}, {len(epochs)} epochs; {epochs[-1] if epochs else ''}")
 
 
 @main.command()
