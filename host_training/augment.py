@@ -1,7 +1,8 @@
 """On-the-fly waveform augmentation, seeded; each effect has a probability in the config.
 
 Effects, in the order ``augment`` applies them (a clip passes through a room, then a channel,
-then a gain stage): silence trim, time shift, pitch (speed) variation, additive noise (white,
+then a gain stage): silence trim, time shift, pitch (speed) variation, room reverberation
+(a synthetic impulse response), additive noise (white,
 coloured 1/f^a or babble made from other clips), RawBoost (Tak et al., ICASSP 2022: linear and
 non-linear convolutive noise, impulsive signal-dependent noise, stationary signal-independent
 noise), telephone band-limit (resampled through 8 kHz on the waveform), 8-bit mu-law, a lossy
@@ -46,6 +47,13 @@ class AugmentConfig:
     shift_max_seconds: float = 0.5
     pitch_prob: float = 0.0
     pitch_semitones: float = 2.0  # speed perturbation of up to +- this many semitones
+    # A room: the clip convolved with a synthetic impulse response (direct sound, then a tail of
+    # noise decaying 60 dB in ``reverb_rt60_seconds``, its highs damped faster), the tail's
+    # energy ``reverb_drr_db`` below the direct sound. Real speech recorded away from the
+    # microphone (podcasts, video, calls on speaker) should not look like a vocoder's smearing.
+    reverb_prob: float = 0.0
+    reverb_rt60_seconds: tuple[float, float] = (0.2, 0.8)
+    reverb_drr_db: tuple[float, float] = (0.0, 12.0)
     rawboost_lnl_prob: float = 0.0  # RawBoost (1): linear and non-linear convolutive noise
     rawboost_isd_prob: float = 0.0  # RawBoost (2): impulsive signal-dependent noise
     rawboost_ssi_prob: float = 0.0  # RawBoost (3): stationary signal-independent noise
@@ -99,6 +107,7 @@ class AugmentConfig:
         if unknown:
             raise ValueError(f"codec_formats: unknown {unknown}; known: {', '.join(CODECS)}")
         for name in ("noise_snr_db", "noise_colour_exponent", "babble_talkers",
+                     "reverb_rt60_seconds", "reverb_drr_db",
                      "rawboost_ssi_snr_db", "codec_compression", "short_crop_seconds"):
             low, high = getattr(self, name)
             if low > high:
@@ -110,6 +119,9 @@ class AugmentConfig:
                 raise ValueError(f"{name} = {getattr(self, name)}: expected 1 or more")
         if self.mixup_alpha <= 0:
             raise ValueError(f"mixup_alpha = {self.mixup_alpha}: expected more than 0")
+        if self.reverb_rt60_seconds[0] <= 0:
+            raise ValueError(f"reverb_rt60_seconds = {self.reverb_rt60_seconds}: expected "
+                             "seconds above 0")
         if self.spectral_eq_db < 0:
             raise ValueError(f"spectral_eq_db = {self.spectral_eq_db}: expected 0 or more")
 
@@ -382,6 +394,33 @@ def rawboost_stationary(audio: np.ndarray, rng: np.random.Generator,
     return _mix_at_snr(audio, noise, rng.uniform(*snr_range))
 
 
+def room_impulse_response(rng: np.random.Generator, rt60_seconds: float, drr_db: float,
+                          rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+    """A synthetic room: a unit direct path, then after 1-5 ms a tail of Gaussian noise that
+    decays 60 dB in ``rt60_seconds`` (cut there) and is low-passed (air and walls absorb the
+    highs), scaled so its energy is ``drr_db`` below the direct sound's."""
+    length = int(rt60_seconds * rate)
+    pre_delay = int(rng.uniform(0.001, 0.005) * rate)
+    t = np.arange(length) / rate
+    tail = rng.standard_normal(length) * 10.0 ** (-3.0 * t / rt60_seconds)
+    cutoff = rng.uniform(2000.0, 0.45 * rate)
+    tail = signal.lfilter(*signal.butter(1, cutoff, fs=rate), tail)
+    tail *= np.sqrt(10.0 ** (-drr_db / 10.0) / (np.sum(tail ** 2) + 1e-12))
+    response = np.zeros(pre_delay + length)
+    response[0] = 1.0
+    response[pre_delay:] += tail
+    return response
+
+
+def reverberate(audio: np.ndarray, rng: np.random.Generator,
+                rt60_seconds: tuple[float, float], drr_db: tuple[float, float],
+                rate: int = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+    """The clip in a random synthetic room, same length and RMS (the gain stage sets level)."""
+    response = room_impulse_response(rng, rng.uniform(*rt60_seconds), rng.uniform(*drr_db), rate)
+    wet = signal.fftconvolve(audio, response, mode="full")[:audio.shape[0]]
+    return (wet * ((rms(audio) + 1e-12) / (rms(wet) + 1e-12))).astype(np.float32)
+
+
 def trim_silence(audio: np.ndarray, threshold_db: float, frame: int = 400) -> np.ndarray:
     """Drops leading/trailing frames more than ``threshold_db`` below the loudest frame, so
     the amount of silence around an utterance cannot tell the classes apart."""
@@ -429,6 +468,8 @@ def augment(audio: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
         out = time_shift(out, rng, config.shift_max_seconds, rate)
     if _happens(rng, config.pitch_prob):
         out = change_pitch(out, rng, config.pitch_semitones)
+    if _happens(rng, config.reverb_prob):
+        out = reverberate(out, rng, config.reverb_rt60_seconds, config.reverb_drr_db, rate)
     if rng.random() < config.noise_prob:
         out = add_noise(out, rng, config, noise_bank)
     bank = NotchBank(bands=config.rawboost_bands, max_freq=rate / 2.0)

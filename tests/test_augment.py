@@ -35,6 +35,7 @@ EFFECTS: dict[str, Effect] = {
     "rawboost_lnl": lambda x, rng: aug.rawboost_convolutive(x, rng),
     "rawboost_isd": lambda x, rng: aug.rawboost_impulsive(x, rng),
     "rawboost_ssi": lambda x, rng: aug.rawboost_stationary(x, rng),
+    "reverb": lambda x, rng: aug.reverberate(x, rng, (0.3, 0.6), (0.0, 6.0)),
 }
 CODEC_EFFECTS = {"mp3", "vorbis", "opus"}
 
@@ -121,6 +122,34 @@ def _everything_on() -> AugmentConfig:
     return AugmentConfig(**probs, noise_types=("white", "coloured", "babble"))
 
 
+@pytest.mark.parametrize("rt60, drr_db", [(0.3, 0.0), (0.8, 10.0)])
+def test_room_response_has_its_direct_to_reverberant_ratio_and_decay_time(
+        rt60: float, drr_db: float) -> None:
+    response = aug.room_impulse_response(np.random.default_rng(4), rt60, drr_db, RATE)
+    assert response[0] == 1.0
+    tail = response[1:]
+    assert 10 * np.log10(1.0 / np.sum(tail ** 2)) == pytest.approx(drr_db, abs=0.01)
+    # Schroeder's backward integral: the time from -5 to -25 dB, times 3, is the RT60.
+    decay = 10 * np.log10(np.cumsum(tail[::-1] ** 2)[::-1] / np.sum(tail ** 2))
+    t5, t25 = np.argmax(decay < -5) / RATE, np.argmax(decay < -25) / RATE
+    assert 3 * (t25 - t5) == pytest.approx(rt60, rel=0.2)
+
+
+def test_reverberation_smears_a_click_and_keeps_the_level() -> None:
+    click = np.zeros(RATE, dtype=np.float32)
+    click[100] = 0.5
+    wet = aug.reverberate(click, np.random.default_rng(2), (0.5, 0.5), (3.0, 3.0), RATE)
+    assert aug.rms(wet) == pytest.approx(aug.rms(click), rel=1e-4)
+    assert np.max(np.abs(wet[:100])) < 1e-6  # nothing before the direct sound
+    late = np.sum(wet[100 + int(0.05 * RATE):] ** 2) / np.sum(wet ** 2)
+    # A third of the energy is the tail (3 dB below the direct sound), and a tail decaying
+    # 60 dB in 0.5 s keeps 10 ** (-6 * 0.05 / 0.5) of its energy after 50 ms.
+    assert late == pytest.approx(10 ** (-0.6) / 3, rel=0.3)
+    dry = CLIP.copy()
+    aug.reverberate(dry, np.random.default_rng(0), (0.2, 0.8), (0.0, 12.0))
+    np.testing.assert_array_equal(dry, CLIP)  # the input is not touched
+
+
 def test_full_chain_is_reproducible_and_keeps_dtype() -> None:
     config = _everything_on()
     first = augment(CLIP, np.random.default_rng(5), config, noise_bank=BANK)
@@ -161,7 +190,9 @@ def test_config_from_toml_section() -> None:
 
 @pytest.mark.parametrize("bad", [{"codec_prob": 1.5}, {"noise_types": ("pink",)},
                                  {"codec_formats": ("aac",)}, {"noise_snr_db": (30.0, 10.0)},
-                                 {"freq_mask_width": 0}, {"time_mask_count": 0}])
+                                 {"freq_mask_width": 0}, {"time_mask_count": 0},
+                                 {"reverb_rt60_seconds": (0.8, 0.2)},
+                                 {"reverb_rt60_seconds": (0.0, 0.5)}, {"reverb_prob": -0.1}])
 def test_bad_config_is_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         AugmentConfig(**bad)
