@@ -86,6 +86,10 @@ class OptimConfig:
     # weights this far (L2) up the loss, so training settles in flat minima, which carried
     # better to unseen datasets in anti-spoofing; a second pass per step. 0 = plain steps.
     sam_rho: float = 0.0
+    # Source-adversarial training (host_training.source_adversary): a head guesses each bona
+    # fide clip's source from the detector's embedding through a gradient reversal of this
+    # scale, so the embedding unlearns where real speech was recorded. 0 = off.
+    source_adversary_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -99,6 +103,9 @@ class OptimConfig:
             raise ValueError(f"weight_decay = {self.weight_decay}: must be 0 or more")
         if self.sam_rho < 0:
             raise ValueError(f"sam_rho = {self.sam_rho}: must be 0 or more")
+        if self.source_adversary_weight < 0:
+            raise ValueError(f"source_adversary_weight = {self.source_adversary_weight}: "
+                             "must be 0 or more")
         if self.teacher_weight > 0 and not self.teacher_scores:
             raise ValueError("teacher_weight > 0 needs teacher_scores (a JSON file)")
 
@@ -110,6 +117,15 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     training: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        if self.training.source_adversary_weight and (
+                self.model.architecture != "edge" or self.model.head != "sigmoid"):
+            raise ValueError("source_adversary_weight needs [model] architecture = \"edge\" "
+                             "and head = \"sigmoid\" (the head reads its dense embedding)")
+        if self.training.source_adversary_weight and self.augment.mixup_prob:
+            raise ValueError("source_adversary_weight and mixup_prob do not go together: "
+                             "mixup would blend two clips' sources")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

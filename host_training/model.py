@@ -137,9 +137,11 @@ def load_detector(path, compile: bool = True):
     whatever its head: the kit's own layers and loss are registered first."""
     import keras
 
-    # imported for what they register: SixHardSwish, the one-class layer and loss
+    # imported for what they register: SixHardSwish, the one-class layer and loss, the
+    # source-adversarial training model's reversal layer and loss
     import host_training.board_layers
-    import host_training.one_class  # noqa: F401
+    import host_training.one_class
+    import host_training.source_adversary  # noqa: F401
 
     return keras.models.load_model(path, compile=compile)
 

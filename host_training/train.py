@@ -235,6 +235,12 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
 
     from host_training.distribution import configure
     from host_training.model import build_model, detector_loss, load_detector
+    from host_training.source_adversary import (
+        SourceAdversaryLoss,
+        bona_fide_sources,
+        detector_of,
+        with_source_head,
+    )
     from host_training.streaming import TrainingWindows, epoch_rng, stream_clip_scores
 
     root = data_root or corpus_root(config)
@@ -256,6 +262,13 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     dev_store = load_clip_store(dev_utts, rate, cache_dir, workers, log)
     train_labels = np.array([u.is_spoof for u in train_utts], dtype=np.float32)
     train_targets = training_targets(train_utts, train_labels, config, log)
+    adversary = config.training.source_adversary_weight
+    if adversary:
+        sources, source_names = bona_fide_sources(train_utts)
+        # the loss reads (spoof target, source index) per clip
+        train_targets = np.column_stack([train_targets, sources]).astype(np.float32)
+        log(f"source adversary: {len(source_names)} bona fide sources, gradient reversal "
+            f"{adversary}")
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
     # Babble is made of bona fide speech only, so no spoof audio leaks into bona fide clips.
     noise_clips = (np.array([i for i, u in enumerate(train_utts)
@@ -267,8 +280,11 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     averaged = WeightAverage(config.training.average_from_epoch)
     if state is None:
         model = build_model(config.frontend.feature_shape, config.model)
-        model.compile(optimizer=make_optimizer(config.training),
-                      loss=detector_loss(config.model, config.training.label_smoothing))
+        loss = detector_loss(config.model, config.training.label_smoothing)
+        if adversary:
+            model = with_source_head(model, len(source_names), adversary)
+            loss = SourceAdversaryLoss(config.training.label_smoothing)
+        model.compile(optimizer=make_optimizer(config.training), loss=loss)
         history: list[dict[str, float]] = []
         best = (-1, float("inf"), 0.5)
         first_epoch, stopped = 1, False
@@ -282,11 +298,14 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
             f"at epoch {best[0]})")
     if config.training.sam_rho:
         enable_sam(model, config.training.sam_rho)
-    log(f"model: {model.count_params()} parameters, activation {config.model.activation}"
+    # What is scored, kept as best.keras and exported: the model itself, or the detector
+    # inside the training model (saved uncompiled: its optimizer is the training model's).
+    detector = detector_of(model)
+    log(f"model: {detector.count_params()} parameters, activation {config.model.activation}"
         + (f", SAM steps of radius {config.training.sam_rho}" if config.training.sam_rho else ""))
 
     def dev_rates():
-        scores = stream_clip_scores(model, dev_store, config.frontend, workers)
+        scores = stream_clip_scores(detector, dev_store, config.frontend, workers)
         return equal_error_rate(scores[~dev_labels], scores[dev_labels])
 
     epoch = first_epoch
@@ -320,7 +339,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         improved = rates.eer < best[1]
         if improved:
             best = (epoch, rates.eer, rates.threshold)
-            model.save(run_dir / "best.keras")
+            detector.save(run_dir / "best.keras")
         note = "  (best)" if improved else ""
         if averaged.update(epoch, model.get_weights()):
             current = model.get_weights()
@@ -330,7 +349,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
             note += f"  averaged {mean_rates.eer * 100:5.2f} %"
             if mean_rates.eer < best[1]:
                 best = (epoch, mean_rates.eer, mean_rates.threshold)
-                model.save(run_dir / "best.keras")
+                detector.save(run_dir / "best.keras")
                 note += " (best)"
             model.set_weights(current)
         entry["seconds"] = time.perf_counter() - started
@@ -347,7 +366,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
 
     summary = {
         "best_epoch": best[0], "dev_eer": best[1], "dev_threshold": best[2],
-        "parameters": int(model.count_params()), "data_root": str(root),
+        "parameters": int(detector.count_params()), "data_root": str(root),
         "train": summarize(train_utts), "dev": summarize(dev_utts), "report": {},
         "backend": placement.backend, "devices": placement.devices,
     }

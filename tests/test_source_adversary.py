@@ -1,0 +1,143 @@
+"""Source-adversarial training (host_training.source_adversary): the reversal, the loss, the
+sources, and a run whose best.keras is the plain detector."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from host_training.config import config_from_dict
+from host_training.datasets import Utterance
+from tests.conftest import speech_like
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                                reason="needs the train extra (TensorFlow)")
+
+
+def test_reversal_is_the_identity_forward_and_flips_the_gradient_backward() -> None:
+    import tensorflow as tf
+
+    from host_training.source_adversary import GradientReversal
+
+    x = tf.constant([[0.5, -2.0, 3.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = GradientReversal(0.3)(x)
+        total = tf.reduce_sum(y * tf.constant([[1.0, 2.0, 4.0]]))
+    np.testing.assert_allclose(y.numpy(), x.numpy(), atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(total, x).numpy(), [[-0.3, -0.6, -1.2]],
+                               atol=1e-6)
+
+
+def test_loss_is_the_detectors_for_spoofs_and_adds_the_source_guess_for_bona_fide() -> None:
+    from host_training.source_adversary import NO_SOURCE, SourceAdversaryLoss
+
+    smoothing = 0.1
+    y_true = np.array([[1.0, NO_SOURCE], [0.0, 2.0], [0.0, 0.0]], dtype=np.float32)
+    logits = np.array([[5.0, -1.0, 0.0], [0.2, 0.1, 1.5], [2.0, 0.0, -1.0]])
+    spoof = np.array([[0.8], [0.3], [0.1]])
+    y_pred = np.concatenate([spoof, logits], axis=1).astype(np.float32)
+    got = np.asarray(SourceAdversaryLoss(smoothing).call(y_true, y_pred))
+
+    target = y_true[:, 0] * (1 - smoothing) + smoothing / 2
+    bce = -(target * np.log(spoof[:, 0]) + (1 - target) * np.log(1 - spoof[:, 0]))
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    guess = np.array([0.0, -log_softmax[1, 2], -log_softmax[2, 0]])
+    np.testing.assert_allclose(got, bce + guess, rtol=1e-5)
+
+
+def test_sources_are_the_bona_fide_groups_and_spoofs_have_none() -> None:
+    from host_training.source_adversary import NO_SOURCE, bona_fide_sources
+
+    clips = [Utterance(Path(f"{i}.flac"), key, system, speaker) for i, (key, system, speaker)
+             in enumerate([("bonafide", "-", "VCTK_p225"), ("spoof", "tts", "VCTK_p225"),
+                           ("bonafide", "-", "LJ_0"), ("bonafide", "-", "VCTK_p226"),
+                           ("bonafide", "-", "EXT_maskgct_unk")])]
+    ids, names = bona_fide_sources(clips)
+    assert names == ["bonafide:EXT_maskgct", "bonafide:LJ", "bonafide:VCTK"]
+    np.testing.assert_array_equal(ids, [2, NO_SOURCE, 1, 2, 0])
+
+
+def test_a_config_refuses_what_the_head_cannot_go_with() -> None:
+    with pytest.raises(ValueError, match="source_adversary_weight"):
+        config_from_dict({"training": {"source_adversary_weight": -1.0}})
+    with pytest.raises(ValueError, match="head"):
+        config_from_dict({"training": {"source_adversary_weight": 0.5},
+                          "model": {"head": "one_class"}})
+    with pytest.raises(ValueError, match="mixup"):
+        config_from_dict({"training": {"source_adversary_weight": 0.5},
+                          "augment": {"mixup_prob": 0.5}})
+
+
+@pytest.fixture(scope="module")
+def two_source_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Protocol layout: bona fide from two sources (LJ, VCTK), spoofs buzzy."""
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "protocols").mkdir()
+    for split, count in (("train", 8), ("dev", 4)):
+        (root / split / "flac").mkdir(parents=True)
+        lines = []
+        for i in range(count):
+            for key, speaker in (("bonafide", "LJ_0"), ("bonafide", "VCTK_1"),
+                                 ("spoof", "LJ_0")):
+                utt = f"{split}_{key}_{speaker}_{i}"
+                audio = speech_like(0.8 + 0.1 * i, seed=i + 7 * len(lines))
+                if key == "spoof":
+                    t = np.arange(audio.shape[0]) / 16000
+                    audio = 0.5 * audio + 0.1 * np.sign(np.sin(2 * np.pi * 110 * t))
+                sf.write(root / split / "flac" / f"{utt}.flac", audio.astype(np.float32), 16000)
+                lines.append(f"{speaker} {utt} - {'-' if key == 'bonafide' else 'buzz'} {key}")
+        (root / "protocols" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _config(epochs: int):
+    return config_from_dict({
+        "frontend": {"window_seconds": 1.0, "n_bands": 40},
+        "model": {"stem_channels": 4, "blocks": 1, "dense_units": 8, "dropout": 0.0},
+        "training": {"epochs": epochs, "batch_size": 8, "patience": 10,
+                     "label_smoothing": 0.1, "source_adversary_weight": 0.5},
+    })
+
+
+def test_a_run_trains_the_head_keeps_the_plain_detector_and_resumes(
+        two_source_corpus: Path, tmp_path: Path) -> None:
+    from host_training.model import load_detector
+    from host_training.train import LAST_CHECKPOINT, train
+
+    lines: list[str] = []
+    straight = train(_config(2), tmp_path / "straight", tmp_path / "cache", two_source_corpus,
+                     lines.append, 2)
+    assert any("source adversary: 2 bona fide sources" in line for line in lines)
+    best = load_detector(straight.run_dir / "best.keras")
+    assert best.output_shape == (None, 1)
+    assert not {"source_logits", "source_reversal"} & {layer.name for layer in best.layers}
+    last = load_detector(straight.run_dir / LAST_CHECKPOINT)
+    assert last.output_shape == (None, 3)  # spoof probability + 2 source logits
+    features = np.random.default_rng(1).normal(
+        -4.0, 2.0, size=(4, *_config(2).frontend.feature_shape, 1)).astype(np.float32)
+    if straight.best_epoch == 2:  # best.keras is then the checkpoint's detector
+        np.testing.assert_allclose(best.predict(features, verbose=0)[:, 0],
+                                   last.predict(features, verbose=0)[:, 0], atol=1e-6)
+
+    # An interrupted run of the same config (config.json says 1 epoch) resumes the training
+    # model, head and optimizer state included, on the same stream.
+    train(_config(1), tmp_path / "resumed", tmp_path / "cache", two_source_corpus,
+          lambda _: None, 2)
+    saved = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    saved["training"]["epochs"] = 2
+    (tmp_path / "resumed" / "config.json").write_text(json.dumps(saved))
+    lines.clear()
+    train(_config(2), tmp_path / "resumed", tmp_path / "cache", two_source_corpus,
+          lines.append, 2)
+    assert any(line.startswith("resuming after epoch 1") for line in lines)
+    runs = [json.loads((tmp_path / run / "history.json").read_text())
+            for run in ("straight", "resumed")]
+    for a, b in zip(*runs, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["dev_eer"] == pytest.approx(b["dev_eer"])
