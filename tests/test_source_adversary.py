@@ -141,3 +141,34 @@ def test_a_run_trains_the_head_keeps_the_plain_detector_and_resumes(
     for a, b in zip(*runs, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
         assert a["dev_eer"] == pytest.approx(b["dev_eer"])
+
+
+JAX_CHECK = """
+import jax, jax.numpy as jnp, numpy as np
+from host_training.model import ModelConfig, build_model
+from host_training.source_adversary import GradientReversal, SourceAdversaryLoss, with_source_head
+grad = jax.grad(lambda x: jnp.sum(GradientReversal(0.3)(x) * jnp.array([1., 2., 4.])))(
+    jnp.array([0.5, -2., 3.]))
+np.testing.assert_allclose(np.asarray(grad), [-0.3, -0.6, -1.2], atol=1e-6)
+model = with_source_head(build_model((100, 40), ModelConfig(stem_channels=4, blocks=1,
+                                                             dense_units=8)), 3, 0.5)
+model.compile(optimizer="adam", loss=SourceAdversaryLoss(0.1))
+x = np.random.default_rng(0).normal(size=(16, 100, 40, 1)).astype("float32")
+y = np.stack([np.r_[np.ones(8), np.zeros(8)], np.r_[-np.ones(8), np.arange(8) % 3]], 1)
+loss = model.fit(x, y.astype("float32"), epochs=1, verbose=0).history["loss"][0]
+print("ok" if np.isfinite(loss) else "nan")
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (the jax extra)")
+def test_the_reversal_and_a_training_step_on_jax() -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(repo)}
+    done = subprocess.run([sys.executable, "-c", JAX_CHECK], env=env, cwd=repo,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "ok"
