@@ -42,7 +42,43 @@ def split_metrics(utterances: list[Utterance], scores: np.ndarray,
         "bonafide_rejected": float(np.mean(predicted[~labels])),
         "spoof_accepted": float(np.mean(~predicted[labels])),
         "per_attack": per_attack,
+        "per_source": per_source(utterances, scores, threshold),
     }
+
+
+MIN_SOURCE_CLIPS = 10
+SMALL_SOURCES = f"(sources of under {MIN_SOURCE_CLIPS} clips)"
+
+
+def per_source(utterances: list[Utterance], scores: np.ndarray,
+               threshold: float) -> dict[str, dict[str, Any]]:
+    """Per speaker source (``sampling.source_of``: a corpus, or a demo page): its bona fide
+    clips rejected at ``threshold`` and its spoofs passing, and the EER of its spoofs against
+    its own bona fide clips. A pooled EER mixes two failures that call for different fixes:
+    real speech of one channel scored as spoof (rejected high, within-source EER low) and
+    spoofs the model cannot tell from the real speech beside them (within-source EER high)."""
+    from host_training.sampling import source_of
+
+    members: dict[str, list[int]] = defaultdict(list)
+    for index, utterance in enumerate(utterances):
+        members[source_of(utterance)].append(index)
+    # demo pages name speakers one or two clips at a time: those share one row
+    small = [source for source, indices in members.items() if len(indices) < MIN_SOURCE_CLIPS]
+    if len(small) > 1:
+        members[SMALL_SOURCES] = sorted(i for source in small for i in members.pop(source))
+    labels = np.array([u.is_spoof for u in utterances], dtype=bool)
+    table: dict[str, dict[str, Any]] = {}
+    for source, indices in sorted(members.items(), key=lambda item: item[0] == SMALL_SOURCES):
+        bona = scores[indices][~labels[indices]]
+        spoof = scores[indices][labels[indices]]
+        table[source] = {
+            "bonafide": int(bona.size), "spoof": int(spoof.size),
+            "bonafide_rejected": float(np.mean(bona >= threshold)) if bona.size else None,
+            "spoof_accepted": float(np.mean(spoof < threshold)) if spoof.size else None,
+            "eer_within": (equal_error_rate(bona, spoof).eer
+                           if bona.size and spoof.size else None),
+        }
+    return table
 
 
 def score_split(model: SpoofModel, waves: list[np.ndarray]) -> np.ndarray:
@@ -178,5 +214,23 @@ def markdown_table(results: dict[str, Any]) -> str:
         for system, a in r["per_attack"].items():
             lines.append(f"| {system} | {a['files']} | {a['eer'] * 100:.2f} | "
                          f"{a['missed_at_threshold'] * 100:.1f} |")
+        if "per_source" in r:  # cards measured before it existed lack it
+            lines += _source_table(split, r["per_source"])
     return "\n".join(lines)
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f}"
+
+
+def _source_table(split: str, sources: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["", f"**{split}** per source (speaker corpus or demo page; at the threshold; "
+             "EER of its spoofs against its own bona fide clips)", "",
+             "| source | bona fide | rejected % | spoofs | passing % | EER within % |",
+             "|---|---|---|---|---|---|"]
+    for source, s in sources.items():
+        lines.append(f"| {source} | {s['bonafide']} | {_percent(s['bonafide_rejected'])} | "
+                     f"{s['spoof']} | {_percent(s['spoof_accepted'])} | "
+                     f"{_percent(s['eer_within'], 2)} |")
+    return lines
 

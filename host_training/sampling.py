@@ -15,12 +15,17 @@ import numpy as np
 from host_training.datasets import Utterance
 
 
+def source_of(utterance: Utterance) -> str:
+    """Where a clip's speaker comes from: the speaker id's corpus prefix, or ``EXT_<owner>``
+    for the extra corpus (a demo page, or a speaker id where the page names one)."""
+    parts = utterance.speaker.split("_")
+    return "_".join(parts[:2]) if parts[0] == "EXT" else parts[0]
+
+
 def group_of(utterance: Utterance) -> str:
     if utterance.is_spoof:
         return f"spoof:{utterance.system}"
-    parts = utterance.speaker.split("_")
-    source = "_".join(parts[:2]) if parts[0] == "EXT" else parts[0]
-    return f"bonafide:{source}"
+    return f"bonafide:{source_of(utterance)}"
 
 
 def capped_selection(utterances: list[Utterance], spoof_cap: int, bonafide_cap: int,

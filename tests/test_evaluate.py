@@ -30,6 +30,37 @@ def test_split_metrics_per_attack_against_all_bonafide() -> None:
     assert result["bonafide_rejected"] == 0.0 and result["spoof_accepted"] == 0.5
 
 
+def test_per_source_tells_a_rejected_channel_from_spoofs_that_pass_beside_real_speech() -> None:
+    from host_training.evaluate import MIN_SOURCE_CLIPS, SMALL_SOURCES, markdown_table
+
+    rows = []  # (speaker, key, score)
+    # page A: its real speech scores high (rejected), its spoofs higher still: separable
+    rows += [("EXT_pageA_unk", "bonafide", 0.6)] * 6 + [("EXT_pageA_unk", "spoof", 0.9)] * 6
+    # page B: its spoofs score like its real speech
+    rows += [("EXT_pageB_unk", "bonafide", s) for s in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    rows += [("EXT_pageB_unk", "spoof", s) for s in (0.15, 0.25, 0.35, 0.45, 0.55)]
+    # two speakers named a clip or two at a time share one row
+    rows += [("EXT_m1", "bonafide", 0.1), ("EXT_m1", "spoof", 0.8), ("EXT_f2", "spoof", 0.2)]
+    utterances = [Utterance(Path(f"{i}.flac"), key, "-" if key == "bonafide" else "tts", spk)
+                  for i, (spk, key, _) in enumerate(rows)]
+    scores = np.array([score for *_, score in rows])
+    sources = split_metrics(utterances, scores, threshold=0.5)["per_source"]
+    assert list(sources) == ["EXT_pageA", "EXT_pageB", SMALL_SOURCES]
+    a, b, small = sources["EXT_pageA"], sources["EXT_pageB"], sources[SMALL_SOURCES]
+    assert (a["bonafide"], a["spoof"]) == (6, 6)
+    assert a["bonafide_rejected"] == 1.0 and a["eer_within"] == 0.0
+    assert b["bonafide_rejected"] == pytest.approx(1 / 5)
+    assert b["spoof_accepted"] == pytest.approx(4 / 5) and b["eer_within"] >= 0.4
+    assert (small["bonafide"], small["spoof"]) == (1, 2) and 3 < MIN_SOURCE_CLIPS
+    assert small["spoof_accepted"] == pytest.approx(1 / 2)
+    table = markdown_table({"dev": split_metrics(utterances, scores, threshold=0.5)})
+    assert "| EXT_pageA | 6 | 100.0 | 6 | 0.0 | 0.00 |" in table
+    # a single small source keeps its own name; without bona fide clips it has no rates
+    lone = split_metrics(utterances[:12] + utterances[-1:], np.r_[scores[:12], scores[-1:]],
+                         0.5)["per_source"]
+    assert lone["EXT_f2"]["bonafide_rejected"] is None and lone["EXT_f2"]["eer_within"] is None
+
+
 @pytest.mark.parametrize("condition", CONDITIONS)
 def test_each_condition_changes_audio_and_keeps_shape(condition: str) -> None:
     clip = speech_like(1.0) * 0.5
