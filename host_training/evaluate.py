@@ -68,7 +68,8 @@ def per_source(utterances: list[Utterance], scores: np.ndarray,
         members[SMALL_SOURCES] = sorted(i for source in small for i in members.pop(source))
     labels = np.array([u.is_spoof for u in utterances], dtype=bool)
     table: dict[str, dict[str, Any]] = {}
-    for source, indices in sorted(members.items(), key=lambda item: item[0] == SMALL_SOURCES):
+    for source, indices in sorted(members.items(),
+                                  key=lambda item: (item[0] == SMALL_SOURCES, item[0])):
         bona = scores[indices][~labels[indices]]
         spoof = scores[indices][labels[indices]]
         table[source] = {

@@ -41,6 +41,7 @@ def test_per_source_tells_a_rejected_channel_from_spoofs_that_pass_beside_real_s
     rows += [("EXT_pageB_unk", "spoof", s) for s in (0.15, 0.25, 0.35, 0.45, 0.55)]
     # two speakers named a clip or two at a time share one row
     rows += [("EXT_m1", "bonafide", 0.1), ("EXT_m1", "spoof", 0.8), ("EXT_f2", "spoof", 0.2)]
+    rows = rows[12:22] + rows[:12] + rows[22:]  # sources come out sorted, whatever the order
     utterances = [Utterance(Path(f"{i}.flac"), key, "-" if key == "bonafide" else "tts", spk)
                   for i, (spk, key, _) in enumerate(rows)]
     scores = np.array([score for *_, score in rows])
@@ -56,7 +57,7 @@ def test_per_source_tells_a_rejected_channel_from_spoofs_that_pass_beside_real_s
     table = markdown_table({"dev": split_metrics(utterances, scores, threshold=0.5)})
     assert "| EXT_pageA | 6 | 100.0 | 6 | 0.0 | 0.00 |" in table
     # a single small source keeps its own name; without bona fide clips it has no rates
-    lone = split_metrics(utterances[:12] + utterances[-1:], np.r_[scores[:12], scores[-1:]],
+    lone = split_metrics(utterances[10:22] + utterances[-1:], np.r_[scores[10:22], scores[-1:]],
                          0.5)["per_source"]
     assert lone["EXT_f2"]["bonafide_rejected"] is None and lone["EXT_f2"]["eer_within"] is None
 
