@@ -86,9 +86,9 @@ class OptimConfig:
     # weights this far (L2) up the loss, so training settles in flat minima, which carried
     # better to unseen datasets in anti-spoofing; a second pass per step. 0 = plain steps.
     sam_rho: float = 0.0
-    # Source-adversarial training (host_training.source_adversary): a head guesses each bona
-    # fide clip's source from the detector's embedding through a gradient reversal of this
-    # scale, so the embedding unlearns where real speech was recorded. 0 = off.
+    # Source-adversarial training (host_training.source_adversary): a head learns to guess each
+    # bona fide clip's source from the detector's embedding, and the embedding is trained, with
+    # this weight, to leave it guessing, so it unlearns where real speech was recorded. 0 = off.
     source_adversary_weight: float = 0.0
 
     def __post_init__(self) -> None:

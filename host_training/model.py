@@ -138,7 +138,7 @@ def load_detector(path, compile: bool = True):
     import keras
 
     # imported for what they register: SixHardSwish, the one-class layer and loss, the
-    # source-adversarial training model's reversal layer and loss
+    # source-adversarial training model's source head and loss
     import host_training.board_layers
     import host_training.one_class
     import host_training.source_adversary  # noqa: F401

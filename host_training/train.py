@@ -267,7 +267,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         sources, source_names = bona_fide_sources(train_utts)
         # the loss reads (spoof target, source index) per clip
         train_targets = np.column_stack([train_targets, sources]).astype(np.float32)
-        log(f"source adversary: {len(source_names)} bona fide sources, gradient reversal "
+        log(f"source adversary: {len(source_names)} bona fide sources, confusion weight "
             f"{adversary}")
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
     # Babble is made of bona fide speech only, so no spoof audio leaks into bona fide clips.
@@ -282,8 +282,8 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         model = build_model(config.frontend.feature_shape, config.model)
         loss = detector_loss(config.model, config.training.label_smoothing)
         if adversary:
-            model = with_source_head(model, len(source_names), adversary)
-            loss = SourceAdversaryLoss(config.training.label_smoothing)
+            model = with_source_head(model, len(source_names))
+            loss = SourceAdversaryLoss(adversary, config.training.label_smoothing)
         model.compile(optimizer=make_optimizer(config.training), loss=loss)
         history: list[dict[str, float]] = []
         best = (-1, float("inf"), 0.5)

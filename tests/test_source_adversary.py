@@ -19,36 +19,49 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                                 reason="needs the train extra (TensorFlow)")
 
 
-def test_reversal_is_the_identity_forward_and_flips_the_gradient_backward() -> None:
+def test_the_fitting_guess_trains_the_head_and_the_confusing_one_the_embedding() -> None:
     import tensorflow as tf
 
-    from host_training.source_adversary import GradientReversal
+    from host_training.source_adversary import SourceGuess
 
-    x = tf.constant([[0.5, -2.0, 3.0]])
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = GradientReversal(0.3)(x)
-        total = tf.reduce_sum(y * tf.constant([[1.0, 2.0, 4.0]]))
-    np.testing.assert_allclose(y.numpy(), x.numpy(), atol=1e-6)
-    np.testing.assert_allclose(tape.gradient(total, x).numpy(), [[-0.3, -0.6, -1.2]],
-                               atol=1e-6)
+    head = SourceGuess(3, units=4)
+    x = tf.constant(np.random.default_rng(0).normal(size=(5, 6)), dtype=tf.float32)
+    for half, moves_head in ((slice(0, 3), True), (slice(3, 6), False)):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(head(x)[:, half] ** 2)
+        head_grads = tape.gradient(loss, head.trainable_weights)
+        input_grad = tape.gradient(loss, x)
+        assert all((g is not None and float(tf.reduce_max(tf.abs(g))) > 0) == moves_head
+                   for g in head_grads)
+        assert (input_grad is not None and float(tf.reduce_max(tf.abs(input_grad))) > 0) \
+            == (not moves_head)
+    fit, confuse = np.split(head(x).numpy(), 2, axis=1)
+    np.testing.assert_allclose(fit, confuse, atol=1e-6)  # the same guess, twice
 
 
-def test_loss_is_the_detectors_for_spoofs_and_adds_the_source_guess_for_bona_fide() -> None:
+def test_loss_is_the_detectors_for_spoofs_and_adds_the_source_terms_for_bona_fide() -> None:
     from host_training.source_adversary import NO_SOURCE, SourceAdversaryLoss
 
-    smoothing = 0.1
+    smoothing, weight = 0.1, 0.3
     y_true = np.array([[1.0, NO_SOURCE], [0.0, 2.0], [0.0, 0.0]], dtype=np.float32)
-    logits = np.array([[5.0, -1.0, 0.0], [0.2, 0.1, 1.5], [2.0, 0.0, -1.0]])
+    fit = np.array([[5.0, -1.0, 0.0], [0.2, 0.1, 1.5], [2.0, 0.0, -1.0]])
+    confuse = np.array([[1.0, 1.0, 1.0], [0.0, 3.0, 0.0], [1.0, 2.0, 0.5]])
     spoof = np.array([[0.8], [0.3], [0.1]])
-    y_pred = np.concatenate([spoof, logits], axis=1).astype(np.float32)
-    got = np.asarray(SourceAdversaryLoss(smoothing).call(y_true, y_pred))
+    y_pred = np.concatenate([spoof, fit, confuse], axis=1).astype(np.float32)
+    got = np.asarray(SourceAdversaryLoss(weight, smoothing).call(y_true, y_pred))
+
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
     target = y_true[:, 0] * (1 - smoothing) + smoothing / 2
     bce = -(target * np.log(spoof[:, 0]) + (1 - target) * np.log(1 - spoof[:, 0]))
-    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    guess = np.array([0.0, -log_softmax[1, 2], -log_softmax[2, 0]])
-    np.testing.assert_allclose(got, bce + guess, rtol=1e-5)
+    guess = -log_softmax(fit)[[0, 1, 2], [0, 2, 0]]
+    uniform = -log_softmax(confuse).mean(axis=1)
+    asked = np.array([0.0, 1.0, 1.0])
+    np.testing.assert_allclose(got, bce + asked * (guess + weight * uniform), rtol=1e-5)
+    # a uniform confusing guess is the floor of its term: log of the source count
+    assert uniform[0] == pytest.approx(np.log(3))
 
 
 def test_sources_are_the_bona_fide_groups_and_spoofs_have_none() -> None:
@@ -116,9 +129,9 @@ def test_a_run_trains_the_head_keeps_the_plain_detector_and_resumes(
     assert any("source adversary: 2 bona fide sources" in line for line in lines)
     best = load_detector(straight.run_dir / "best.keras")
     assert best.output_shape == (None, 1)
-    assert not {"source_logits", "source_reversal"} & {layer.name for layer in best.layers}
+    assert "source_guess" not in {layer.name for layer in best.layers}
     last = load_detector(straight.run_dir / LAST_CHECKPOINT)
-    assert last.output_shape == (None, 3)  # spoof probability + 2 source logits
+    assert last.output_shape == (None, 5)  # spoof probability + 2 x 2 source logits
     features = np.random.default_rng(1).normal(
         -4.0, 2.0, size=(4, *_config(2).frontend.feature_shape, 1)).astype(np.float32)
     if straight.best_epoch == 2:  # best.keras is then the checkpoint's detector
@@ -146,13 +159,16 @@ def test_a_run_trains_the_head_keeps_the_plain_detector_and_resumes(
 JAX_CHECK = """
 import jax, jax.numpy as jnp, numpy as np
 from host_training.model import ModelConfig, build_model
-from host_training.source_adversary import GradientReversal, SourceAdversaryLoss, with_source_head
-grad = jax.grad(lambda x: jnp.sum(GradientReversal(0.3)(x) * jnp.array([1., 2., 4.])))(
-    jnp.array([0.5, -2., 3.]))
-np.testing.assert_allclose(np.asarray(grad), [-0.3, -0.6, -1.2], atol=1e-6)
+from host_training.source_adversary import SourceAdversaryLoss, SourceGuess, with_source_head
+head = SourceGuess(3, units=4)
+x = jnp.asarray(np.random.default_rng(0).normal(size=(5, 6)), dtype=jnp.float32)
+head.build(x.shape)
+for half, moves_head in ((slice(0, 3), True), (slice(3, 6), False)):
+    moved = jax.grad(lambda v: jnp.sum(head(v)[:, half] ** 2))(x)
+    assert (float(jnp.abs(moved).max()) > 0) == (not moves_head)
 model = with_source_head(build_model((100, 40), ModelConfig(stem_channels=4, blocks=1,
-                                                             dense_units=8)), 3, 0.5)
-model.compile(optimizer="adam", loss=SourceAdversaryLoss(0.1))
+                                                             dense_units=8)), 3)
+model.compile(optimizer="adam", loss=SourceAdversaryLoss(0.3, 0.1))
 x = np.random.default_rng(0).normal(size=(16, 100, 40, 1)).astype("float32")
 y = np.stack([np.r_[np.ones(8), np.zeros(8)], np.r_[-np.ones(8), np.arange(8) % 3]], 1)
 loss = model.fit(x, y.astype("float32"), epochs=1, verbose=0).history["loss"][0]
@@ -161,7 +177,7 @@ print("ok" if np.isfinite(loss) else "nan")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (the jax extra)")
-def test_the_reversal_and_a_training_step_on_jax() -> None:
+def test_the_head_routes_its_gradients_and_trains_on_jax() -> None:
     import os
     import subprocess
     import sys
