@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from host_training.cli_options import cache_option, data_option, report_written
 from host_training.cli_options import fail as _fail
+from host_training.evaluate import CONDITIONS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,7 +112,7 @@ def export(run_dir: Path, out_path: Path | None, range_outlier_share: float | No
 @cache_option
 @click.option("--split", "splits", multiple=True, default=("dev", "eval"), show_default=True)
 @click.option("--condition", "conditions", multiple=True,
-              type=click.Choice(["gain-10db", "gain+6db", "noise-20db", "noise-10db", "telephone"]),
+              type=click.Choice(CONDITIONS),
               help="Also measure EER under this degradation (repeatable).")
 @click.option("--update-card", is_flag=True, help="Record the metrics on the model card.")
 @click.option("--det", "det_path", type=click.Path(path_type=Path, dir_okay=False),

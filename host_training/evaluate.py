@@ -12,7 +12,7 @@ from edge_runtime.clip import ClipScorer
 from edge_runtime.frontend import Frontend
 from edge_runtime.metrics import equal_error_rate, min_dcf
 from edge_runtime.model import SpoofModel
-from host_training.augment import add_white_noise, band_limit
+from host_training.augment import add_white_noise, band_limit, reverberate
 from host_training.datasets import Utterance, load_split
 from host_training.features import keras_clip_scores
 from host_training.waveforms import load_waveforms
@@ -102,11 +102,15 @@ def _float_vs_int8(utterances: list[Utterance], float_scores: np.ndarray,
     }
 
 
-CONDITIONS = ("gain-10db", "gain+6db", "noise-20db", "noise-10db", "telephone")
+CONDITIONS = ("gain-10db", "gain+6db", "noise-20db", "noise-10db", "telephone", "room")
+# The "room" condition: a mid-sized, reverberant room, the speaker a few metres away.
+ROOM_RT60_SECONDS = 0.5
+ROOM_DRR_DB = 3.0
 
 
 def degrade(waves: list[np.ndarray], condition: str, rate: int, seed: int = 0) -> list[np.ndarray]:
-    """The split's audio under one named condition (gain, white noise at an SNR, telephone)."""
+    """The split's audio under one named condition (gain, white noise at an SNR, telephone,
+    a reverberant room)."""
     rng = np.random.default_rng(seed)
     if condition.startswith("gain"):
         factor = 10 ** (float(condition[4:-2]) / 20)
@@ -117,6 +121,9 @@ def degrade(waves: list[np.ndarray], condition: str, rate: int, seed: int = 0) -
     if condition == "telephone":
         # 8 kHz round trip: nothing above 4 kHz survives, as on a narrow-band phone line.
         return [band_limit(w, rng, (8000,), rate) for w in waves]
+    if condition == "room":
+        span = ((ROOM_RT60_SECONDS,) * 2, (ROOM_DRR_DB,) * 2)
+        return [reverberate(w, rng, *span, rate) for w in waves]
     raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
 
 

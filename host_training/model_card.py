@@ -45,11 +45,17 @@ def update_card(model_path: Path, **fields: Any) -> dict[str, Any]:
 def record_metrics(model_path: Path, results: dict[str, Any]) -> None:
     """Stores evaluation results on the card (the sha256 of the .tflite is unchanged).
 
-    Merged per split, so a later run with --condition adds to the clean figures (and a re-run
-    of the clean figures keeps the robustness ones) instead of replacing them."""
+    Merged per split, and within a split per condition, so a later run with --condition adds
+    to the clean figures and to the conditions measured before (and a re-run of the clean
+    figures keeps the robustness ones) instead of replacing them."""
     metrics = read_card(model_path).get("metrics", {})
     for split, values in results.items():
-        metrics.setdefault(split, {}).update(values)
+        recorded = metrics.setdefault(split, {})
+        for key, value in values.items():
+            if key == "robustness":
+                recorded.setdefault(key, {}).update(value)
+            else:
+                recorded[key] = value
     update_card(model_path, metrics=metrics)
 
 LIMITATIONS = """\

@@ -42,10 +42,13 @@ def test_a_card_the_board_would_refuse_is_not_written(model_copy: Path) -> None:
         [model_copy.name, card_path_for(model_copy).name])
 
 
-def test_metrics_are_merged_per_split(model_copy: Path) -> None:
+def test_metrics_are_merged_per_split_and_per_condition(model_copy: Path) -> None:
     record_metrics(model_copy, {"eval": {"robustness": {"noise": 1}}, "new": {"eer": 0.5}})
+    record_metrics(model_copy, {"eval": {"robustness": {"room": 2, "noise": 3}}})
     metrics = read_card(model_copy)["metrics"]
-    assert metrics["eval"]["robustness"] == {"noise": 1}
+    assert metrics["eval"]["robustness"]["room"] == 2
+    assert metrics["eval"]["robustness"]["noise"] == 3  # measured again: the new figure
+    assert "telephone" in metrics["eval"]["robustness"]  # measured before: kept
     assert "eer" in metrics["eval"]  # the clean figures are kept
     assert metrics["new"] == {"eer": 0.5}
 
