@@ -8,7 +8,9 @@ only in bounded uploads, and gives back only a few small files (this workplace's
     python -m host_training.gpu_round launch CONFIG:SEED ...                      # there
     python -m host_training.gpu_round wait SECONDS                                # there
     python -m host_training.gpu_round collect --out "$OUT"                        # there
-    # here: tar xf runs-N.tar -C runs/ROUND; then edge-train export / evaluate per run
+    # here: tar xf runs-N.tar -C runs/ROUND
+    python -m host_training.gpu_round summary runs/ROUND --baseline BASELINE_STEM  # here
+    # then edge-train export / evaluate per run
 
 Runs write to runs/<config stem>-s<seed>; each runs as its own process session, so it outlives
 the call that started it while the host stays lent.
@@ -16,12 +18,15 @@ the call that started it while the host stays lent.
 
 from __future__ import annotations
 
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import click
@@ -68,11 +73,51 @@ def pack_parts(specs: list[str], out: Path, part_bytes: int) -> list[Path]:
     return written
 
 
+def run_name(config: Path, seed: int) -> str:
+    return f"{config.stem}-s{seed}"
+
+
 def run_command(config: Path, seed: int, workers: int) -> list[str]:
     return [sys.executable, "-c", "from host_training.cli import main; main()", "train",
             "--config", str(config),
-            "--out", str(RUNS / f"{config.stem}-s{seed}"), "--seed", str(seed),
+            "--out", str(RUNS / run_name(config, seed)), "--seed", str(seed),
             "--workers", str(workers)]
+
+
+def round_table(runs: Path, baseline: str) -> list[str]:
+    """Per arm (config stem) of a collected round: each seed's float dev EER at its best epoch
+    (what training selected on), their mean ± sd, and the mean over the seeds both ran of the
+    difference to ``baseline``'s run of the same seed (GPU runs differ from round to round, so
+    an arm is compared with the baseline of its own round). Runs without metrics.json (not
+    finished) are left out and counted."""
+    arms: dict[str, dict[int, float]] = defaultdict(dict)
+    unfinished = 0
+    for run in sorted(path for path in runs.iterdir() if path.is_dir()):
+        stem, _, seed = run.name.rpartition("-s")
+        if not stem or not seed.isdigit():
+            continue
+        if not (run / "metrics.json").exists():
+            unfinished += 1
+            continue
+        arms[stem][int(seed)] = json.loads((run / "metrics.json").read_text())["dev_eer"] * 100
+    if baseline not in arms:
+        raise click.ClickException(f"no finished run of {baseline!r} in {runs} "
+                                   f"(arms: {', '.join(sorted(arms)) or 'none'})")
+    lines = ["| arm | seeds | dev EER per seed (float, %) | mean ± sd | paired |",
+             "|---|---|---|---|---|"]
+    for stem in [baseline, *sorted(set(arms) - {baseline})]:
+        seeds = sorted(arms[stem])
+        values = [arms[stem][s] for s in seeds]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        shared = [s for s in seeds if s in arms[baseline]]
+        paired = (f"{statistics.mean(arms[stem][s] - arms[baseline][s] for s in shared):+.2f} "
+                  f"over {len(shared)}" if shared and stem != baseline else "-")
+        lines.append(f"| {stem} | {','.join(map(str, seeds))} | "
+                     f"{' / '.join(f'{v:.1f}' for v in values)} | "
+                     f"{statistics.mean(values):.1f} ± {spread:.1f} | {paired} |")
+    if unfinished:
+        lines.append(f"\n{unfinished} runs without metrics.json (not finished) left out")
+    return lines
 
 
 def collect_runs(runs: Path, out: Path) -> list[str]:
@@ -142,7 +187,7 @@ def launch(runs: tuple[str, ...], gpus: int, workers: int) -> None:
         env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
                "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": str(index % gpus)}
         # (the child keeps its own copy of the log's descriptor)
-        with open(RUNS / f"{Path(config).stem}-s{seed}.log", "w") as log:
+        with open(RUNS / f"{run_name(Path(config), int(seed))}.log", "w") as log:
             subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True)
     click.echo(f"launched {len(runs)} runs")
@@ -174,6 +219,15 @@ def collect(out: Path) -> None:
     """Every run's best model (no optimizer state), history and log -> OUT/runs-N.tar."""
     names = collect_runs(RUNS, out)
     click.echo(f"collected {len(names)} runs into {out}")
+
+
+@main.command()
+@click.argument("runs", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--baseline", required=True, help="The config stem the other arms are paired with.")
+def summary(runs: Path, baseline: str) -> None:
+    """Per arm of a collected round (RUNS: the folder its tars were unpacked into): float dev
+    EER per seed, mean ± sd, and the paired difference to BASELINE's runs."""
+    click.echo("\n".join(round_table(runs, baseline)))
 
 
 if __name__ == "__main__":

@@ -65,3 +65,27 @@ def test_a_run_writes_to_its_config_and_seed() -> None:
     assert command[command.index("--out") + 1] == str(Path("runs/v2.5-sam-s3"))
     assert command[command.index("--seed") + 1] == "3"
     assert command[command.index("--workers") + 1] == "2"
+
+
+def test_the_round_table_pairs_each_arm_with_the_baseline_of_the_same_seed(
+        tmp_path: Path) -> None:
+    import click
+    import pytest
+
+    from host_training.gpu_round import round_table, run_name
+
+    eers = {("base", 0): 0.30, ("base", 1): 0.26, ("base", 2): 0.28,
+            ("v2.5-sam", 0): 0.33, ("v2.5-sam", 1): 0.30}
+    for (stem, seed), eer in eers.items():
+        run = tmp_path / run_name(Path(f"gpu/{stem}.toml"), seed)
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({"dev_eer": eer, "best_epoch": 3}))
+    (tmp_path / run_name(Path("v2.5-sam.toml"), 2)).mkdir()  # still training: no metrics
+    (tmp_path / "base-s0.log").write_text("")  # logs and other files are not runs
+    lines = round_table(tmp_path, "base")
+    assert lines[2] == "| base | 0,1,2 | 30.0 / 26.0 / 28.0 | 28.0 ± 2.0 | - |"
+    # seed 0: +3, seed 1: +4 points against base's same seeds
+    assert lines[3] == "| v2.5-sam | 0,1 | 33.0 / 30.0 | 31.5 ± 2.1 | +3.50 over 2 |"
+    assert "1 runs without metrics.json" in lines[-1]
+    with pytest.raises(click.ClickException, match="no finished run of 'default'"):
+        round_table(tmp_path, "default")
