@@ -114,9 +114,6 @@ class SourceAdversaryLoss(keras.losses.Loss):
 def with_source_head(detector, sources: int):
     """The training model: ``detector``'s layers, its spoof probability and the source head's
     two guesses from its embedding, side by side in one output of 1 + 2 ``sources`` columns."""
-    if sources < 2:
-        raise ValueError(f"source_adversary_weight needs bona fide clips of 2 or more sources; "
-                         f"the training clips have {sources}")
     guesses = SourceGuess(sources, name=SOURCE_GUESS)(detector.get_layer(EMBEDDING_LAYER).output)
     both = keras.layers.Concatenate(name="spoof_and_source")([detector.output, guesses])
     return keras.Model(detector.input, both, name="source_adversarial")

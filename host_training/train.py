@@ -20,7 +20,13 @@ import numpy as np
 from edge_runtime.atomic import atomic_output, write_text_atomically
 from edge_runtime.metrics import equal_error_rate
 from host_training.config import OptimConfig, TrainConfig, epoch_learning_rate
-from host_training.datasets import Utterance, default_data_root, load_split, summarize
+from host_training.datasets import (
+    DatasetError,
+    Utterance,
+    default_data_root,
+    load_split,
+    summarize,
+)
 from host_training.sam import enable_sam
 from host_training.sampling import capped_selection, speaker_balanced_weights
 from host_training.waveforms import load_clip_store
@@ -265,6 +271,9 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     adversary = config.training.source_adversary_weight
     if adversary:
         sources, source_names = bona_fide_sources(train_utts)
+        if len(source_names) < 2:
+            raise DatasetError(f"source_adversary_weight needs bona fide clips of 2 or more "
+                               f"sources; the training clips have {len(source_names)}")
         # the loss reads (spoof target, source index) per clip
         train_targets = np.column_stack([train_targets, sources]).astype(np.float32)
         log(f"source adversary: {len(source_names)} bona fide sources, confusion weight "

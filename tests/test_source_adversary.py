@@ -188,3 +188,27 @@ def test_the_head_routes_its_gradients_and_trains_on_jax() -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "ok"
+
+
+def test_one_bona_fide_source_is_refused_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from host_training.cli import main
+    from host_training.cli_options import EXIT_INPUT_ERROR
+
+    for split in ("train", "dev"):
+        for key in ("bonafide", "spoof/buzz"):
+            (tmp_path / "corpus" / split / key).mkdir(parents=True)
+            for i in range(2):
+                sf.write(tmp_path / "corpus" / split / key / f"{i}.wav",
+                         speech_like(1.0, seed=i), 16000)
+    (tmp_path / "c.toml").write_text("[training]\nepochs = 1\nsource_adversary_weight = 0.3\n")
+    result = CliRunner().invoke(main, [
+        "train", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"),
+        "--data", str(tmp_path / "corpus"), "--cache", str(tmp_path / "cache"),
+        "--workers", "1"])
+    assert result.exit_code == EXIT_INPUT_ERROR
+    assert result.output.splitlines().count(
+        "edge-train: error: source_adversary_weight needs bona fide clips of 2 or more sources; "
+        "the training clips have 1") == 1
+    assert "Traceback" not in result.output
