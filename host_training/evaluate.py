@@ -15,6 +15,7 @@ from edge_runtime.model import SpoofModel
 from host_training.augment import add_white_noise, band_limit, reverberate
 from host_training.datasets import Utterance, load_split
 from host_training.features import keras_clip_scores
+from host_training.sampling import source_of
 from host_training.waveforms import load_waveforms
 
 
@@ -57,8 +58,6 @@ def per_source(utterances: list[Utterance], scores: np.ndarray,
     its own bona fide clips. A pooled EER mixes two failures that call for different fixes:
     real speech of one channel scored as spoof (rejected high, within-source EER low) and
     spoofs the model cannot tell from the real speech beside them (within-source EER high)."""
-    from host_training.sampling import source_of
-
     members: dict[str, list[int]] = defaultdict(list)
     for index, utterance in enumerate(utterances):
         members[source_of(utterance)].append(index)

@@ -77,6 +77,12 @@ def run_name(config: Path, seed: int) -> str:
     return f"{config.stem}-s{seed}"
 
 
+def arm_and_seed(name: str) -> tuple[str, int] | None:
+    """``run_name`` read back: (config stem, seed), or None for a name it did not write."""
+    stem, _, seed = name.rpartition("-s")
+    return (stem, int(seed)) if stem and seed.isdigit() else None
+
+
 def run_command(config: Path, seed: int, workers: int) -> list[str]:
     return [sys.executable, "-c", "from host_training.cli import main; main()", "train",
             "--config", str(config),
@@ -93,13 +99,14 @@ def round_table(runs: Path, baseline: str) -> list[str]:
     arms: dict[str, dict[int, float]] = defaultdict(dict)
     unfinished = 0
     for run in sorted(path for path in runs.iterdir() if path.is_dir()):
-        stem, _, seed = run.name.rpartition("-s")
-        if not stem or not seed.isdigit():
+        named = arm_and_seed(run.name)
+        if named is None:
             continue
         if not (run / "metrics.json").exists():
             unfinished += 1
             continue
-        arms[stem][int(seed)] = json.loads((run / "metrics.json").read_text())["dev_eer"] * 100
+        stem, seed = named
+        arms[stem][seed] = json.loads((run / "metrics.json").read_text())["dev_eer"] * 100
     if baseline not in arms:
         raise click.ClickException(f"no finished run of {baseline!r} in {runs} "
                                    f"(arms: {', '.join(sorted(arms)) or 'none'})")

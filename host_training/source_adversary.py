@@ -32,7 +32,6 @@ EMBEDDING_LAYER = "dense"
 SPOOF_OUTPUT = "spoof_probability"
 SOURCE_GUESS = "source_guess"
 NO_SOURCE = -1  # a spoof's source column: no guess asked
-_EPSILON = 1e-7  # Keras's own clip for probabilities in cross-entropy
 
 
 def bona_fide_sources(utterances: list[Utterance]) -> tuple[np.ndarray, list[str]]:
@@ -81,8 +80,8 @@ class SourceGuess(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="edge_detect")
 class SourceAdversaryLoss(keras.losses.Loss):
-    """Per clip: the detector's binary cross-entropy (targets smoothed like
-    keras.losses.BinaryCrossentropy's) and, for bona fide clips, the head's cross-entropy to
+    """Per clip: the detector's binary cross-entropy (Keras's own, as the plain detector is
+    trained with) and, for bona fide clips, the head's cross-entropy to
     the true source plus ``weight`` times the cross-entropy of the confusing guess to a uniform
     one. Targets are (spoof target, source index); predictions are the spoof probability, then
     the fitting and the confusing guesses' logits."""
@@ -94,9 +93,8 @@ class SourceAdversaryLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
-        target = y_true[:, 0] * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
-        spoof = ops.clip(y_pred[:, 0], _EPSILON, 1.0 - _EPSILON)
-        detector = -(target * ops.log(spoof) + (1.0 - target) * ops.log(1.0 - spoof))
+        detector = keras.losses.binary_crossentropy(
+            y_true[:, :1], y_pred[:, :1], label_smoothing=self.label_smoothing)
         sources = (y_pred.shape[-1] - 1) // 2
         fit, confuse = y_pred[:, 1:1 + sources], y_pred[:, 1 + sources:]
         source = ops.cast(y_true[:, 1], "int32")
