@@ -224,6 +224,9 @@ def wait(seconds: int) -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 def collect(out: Path) -> None:
     """Every run's best model (no optimizer state), history and log -> OUT/runs-N.tar."""
+    # Re-saving a model needs no GPU, and the runs still going hold theirs: JAX would otherwise
+    # try to take most of a GPU's memory for this process.
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
     names = collect_runs(RUNS, out)
     click.echo(f"collected {len(names)} runs into {out}")
 

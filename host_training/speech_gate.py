@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.atomic import atomic_output, write_text_atomically
 from edge_runtime.frontend import STFT_FIELDS, Frontend, FrontendConfig
 from edge_runtime.model import ROLE_SPEECH, ModelCard, SpeechModel, TensorQuantization, sha256_of
 from host_training.augment import coloured_noise
@@ -421,7 +422,8 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
         score = (-far, gap)
         if best["epoch"] is None or score > best["score"]:
             best = {"score": score, "epoch": epoch}
-            model.save(run_dir / "best.keras")
+            with atomic_output(run_dir / "best.keras") as temporary:
+                model.save(temporary)
             np.save(run_dir / "val_scores.npy", val)  # which validation clips are hard
             np.save(run_dir / "val_speech_scores.npy", speech)
 
@@ -455,7 +457,7 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
         "val_speech_clips": len(data.val_speech),
         "val_nonspeech_clips": len(data.val_nonspeech),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

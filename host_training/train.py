@@ -218,12 +218,17 @@ def _resume_state(run_dir: Path, config: TrainConfig) -> dict | None:
 def _save_checkpoint(run_dir: Path, model, state: dict, averaged: WeightAverage) -> None:
     """Model and optimizer, weight average, then the state that points at them (last, so a
     run killed in between resumes from the previous complete epoch)."""
-    with atomic_output(run_dir / LAST_CHECKPOINT) as temporary:
-        model.save(temporary)
+    _save_model(model, run_dir / LAST_CHECKPOINT)
     if averaged.count:
         with atomic_output(run_dir / AVERAGE_FILE) as temporary:
             np.savez(temporary, *averaged._sum, count=averaged.count)
     write_text_atomically(run_dir / RESUME_FILE, json.dumps(state, indent=2))
+
+
+def _save_model(model, path: Path) -> None:
+    # Whole or absent: a round collects best.keras while its run may still be writing it.
+    with atomic_output(path) as temporary:
+        model.save(temporary)
 
 
 def _load_average(run_dir: Path, averaged: WeightAverage) -> None:
@@ -256,7 +261,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     run_dir.mkdir(parents=True, exist_ok=True)
     state = _resume_state(run_dir, config)
     if state is None:
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        write_text_atomically(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
     keras.utils.set_random_seed(seed)
 
     train_utts, base_count, dev_utts = clip_lists(config, root)
@@ -348,7 +353,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         improved = rates.eer < best[1]
         if improved:
             best = (epoch, rates.eer, rates.threshold)
-            detector.save(run_dir / "best.keras")
+            _save_model(detector, run_dir / "best.keras")
         note = "  (best)" if improved else ""
         if averaged.update(epoch, model.get_weights()):
             current = model.get_weights()
@@ -358,7 +363,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
             note += f"  averaged {mean_rates.eer * 100:5.2f} %"
             if mean_rates.eer < best[1]:
                 best = (epoch, mean_rates.eer, mean_rates.threshold)
-                detector.save(run_dir / "best.keras")
+                _save_model(detector, run_dir / "best.keras")
                 note += " (best)"
             model.set_weights(current)
         entry["seconds"] = time.perf_counter() - started
@@ -366,7 +371,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         log(f"epoch {epoch:3d}/{config.training.epochs}  {windows.clips} clips  "
             f"{entry['clips_per_second']:.1f} clips/s  loss {entry['loss']:.4f}  "
             f"dev EER {rates.eer * 100:5.2f} %  {entry['seconds']:.0f} s" + note)
-        (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+        write_text_atomically(run_dir / "history.json", json.dumps(history, indent=2))
         stopped = epoch - best[0] >= config.training.patience
         _save_checkpoint(run_dir, model, {"epoch": epoch, "best": list(best),
                                           "stopped": stopped, "history": history}, averaged)
@@ -382,5 +387,5 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
     if config.data.report_splits:
         summary["report"] = _report(run_dir / "best.keras", config, root, cache_dir, workers,
                                     log)
-    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    write_text_atomically(run_dir / "metrics.json", json.dumps(summary, indent=2))
     return TrainResult(run_dir, best[0], best[1], best[2])
