@@ -132,6 +132,15 @@ def detector_loss(config: ModelConfig, label_smoothing: float):
     return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
 
 
+def save_model(model, path) -> None:
+    """``model`` to ``path`` (.keras) whole or not at all (``edge_runtime.atomic``): a GPU
+    round collects a run's best.keras while the run may still be writing it."""
+    from edge_runtime.atomic import atomic_output
+
+    with atomic_output(path) as temporary:
+        model.save(temporary)
+
+
 def load_detector(path, compile: bool = True):
     """A saved detector (best.keras, last.keras, or its board form for the converter),
     whatever its head: the kit's own layers and loss are registered first."""

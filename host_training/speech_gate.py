@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.atomic import atomic_output, write_text_atomically
+from edge_runtime.atomic import write_text_atomically
 from edge_runtime.frontend import STFT_FIELDS, Frontend, FrontendConfig
 from edge_runtime.model import ROLE_SPEECH, ModelCard, SpeechModel, TensorQuantization, sha256_of
 from host_training.augment import coloured_noise
 from host_training.features import random_window
+from host_training.model import save_model
 
 GATE_BANDS = 32
 GATE_FMIN = 50.0
@@ -422,8 +423,7 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
         score = (-far, gap)
         if best["epoch"] is None or score > best["score"]:
             best = {"score": score, "epoch": epoch}
-            with atomic_output(run_dir / "best.keras") as temporary:
-                model.save(temporary)
+            save_model(model, run_dir / "best.keras")
             np.save(run_dir / "val_scores.npy", val)  # which validation clips are hard
             np.save(run_dir / "val_speech_scores.npy", speech)
 

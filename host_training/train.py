@@ -27,6 +27,7 @@ from host_training.datasets import (
     load_split,
     summarize,
 )
+from host_training.model import save_model
 from host_training.sam import enable_sam
 from host_training.sampling import capped_selection, speaker_balanced_weights
 from host_training.waveforms import load_clip_store
@@ -218,17 +219,11 @@ def _resume_state(run_dir: Path, config: TrainConfig) -> dict | None:
 def _save_checkpoint(run_dir: Path, model, state: dict, averaged: WeightAverage) -> None:
     """Model and optimizer, weight average, then the state that points at them (last, so a
     run killed in between resumes from the previous complete epoch)."""
-    _save_model(model, run_dir / LAST_CHECKPOINT)
+    save_model(model, run_dir / LAST_CHECKPOINT)
     if averaged.count:
         with atomic_output(run_dir / AVERAGE_FILE) as temporary:
             np.savez(temporary, *averaged._sum, count=averaged.count)
     write_text_atomically(run_dir / RESUME_FILE, json.dumps(state, indent=2))
-
-
-def _save_model(model, path: Path) -> None:
-    # Whole or absent: a round collects best.keras while its run may still be writing it.
-    with atomic_output(path) as temporary:
-        model.save(temporary)
 
 
 def _load_average(run_dir: Path, averaged: WeightAverage) -> None:
@@ -353,7 +348,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         improved = rates.eer < best[1]
         if improved:
             best = (epoch, rates.eer, rates.threshold)
-            _save_model(detector, run_dir / "best.keras")
+            save_model(detector, run_dir / "best.keras")
         note = "  (best)" if improved else ""
         if averaged.update(epoch, model.get_weights()):
             current = model.get_weights()
@@ -363,7 +358,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
             note += f"  averaged {mean_rates.eer * 100:5.2f} %"
             if mean_rates.eer < best[1]:
                 best = (epoch, mean_rates.eer, mean_rates.threshold)
-                _save_model(detector, run_dir / "best.keras")
+                save_model(detector, run_dir / "best.keras")
                 note += " (best)"
             model.set_weights(current)
         entry["seconds"] = time.perf_counter() - started

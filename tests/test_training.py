@@ -501,3 +501,27 @@ def test_stem_band_pool_gives_the_blocks_the_shape_of_half_the_bands() -> None:
     assert fine.count_params() == usual.count_params()
     with pytest.raises(ValueError, match="stem_band_pool"):
         ModelConfig(stem_band_pool=0)
+
+
+def test_a_save_that_dies_half_way_leaves_the_previous_model_whole(tmp_path: Path) -> None:
+    # A GPU round collects best.keras while its run may be rewriting it (session 14 read one
+    # half-written: BadZipFile).
+    import keras
+
+    from host_training.model import load_detector, save_model
+
+    first = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    path = tmp_path / "best.keras"
+    save_model(first, path)
+
+    class DiesMidWrite(keras.Sequential):
+        def save(self, filepath, *args, **kwargs):
+            Path(filepath).write_bytes(b"PK\x03\x04 half a zip")
+            raise KeyboardInterrupt
+
+    second = DiesMidWrite([keras.Input((3,)), keras.layers.Dense(1)])
+    with pytest.raises(KeyboardInterrupt):
+        save_model(second, path)
+    restored = load_detector(path, compile=False)
+    np.testing.assert_array_equal(restored.get_weights()[0], first.get_weights()[0])
+    assert [p.name for p in tmp_path.iterdir()] == ["best.keras"]
