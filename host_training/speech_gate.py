@@ -477,6 +477,7 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
     import keras
 
     from host_training.export import convert_int8, tensor_report
+    from host_training.model_card import write_card
 
     stored = json.loads((run_dir / "config.json").read_text())
     gate_config = FrontendConfig.from_dict(stored["frontend"])
@@ -503,16 +504,14 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
     if stray:
         raise GateExportError(f"{out_path}: tensors other than int8/int32 remain: {report}")
 
-    from edge_runtime.model import card_path_for, interpreter_class
+    from edge_runtime.model import interpreter_class
 
     interpreter_type, _ = interpreter_class()
     probe = interpreter_type(model_path=str(out_path))
     input_q = TensorQuantization(*probe.get_input_details()[0]["quantization"])
     output_q = TensorQuantization(*probe.get_output_details()[0]["quantization"])
-    card_path = card_path_for(out_path)
-    provisional = ModelCard(out_path.name, sha256_of(out_path), gate_config, input_q, output_q,
-                            0.5, {"role": ROLE_SPEECH})
-    card_path.write_text(json.dumps(provisional.to_dict(), indent=2))
+    card_path = write_card(out_path, ModelCard(out_path.name, sha256_of(out_path), gate_config,
+                                               input_q, output_q, 0.5, {"role": ROLE_SPEECH}))
     int8 = SpeechModel(out_path)
     threshold, source, validation = selection_threshold(int8, val_speech, val_nonspeech)
 
@@ -543,7 +542,7 @@ def export_gate(run_dir: Path, out_path: Path, cache_dir: Path | None = None,
     }
     card = ModelCard(out_path.name, sha256_of(out_path), gate_config, input_q, output_q,
                      threshold, extra)
-    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    write_card(out_path, card)
     log(f"wrote {out_path} ({out_path.stat().st_size / 1024:.1f} KiB) and {card_path.name}; "
         f"threshold {threshold:.4f} ({source})")
     return card.to_dict()
@@ -572,6 +571,7 @@ def rethreshold_gate(gate_path: Path, speech_roots: list[Path], nonspeech_root: 
     card. ``dev_only``: validation speech is spoofmix dev alone, for a gate trained on whole
     train splits (before the validation slice of ``speech_part`` was held out)."""
     from edge_runtime.model import card_path_for
+    from host_training.model_card import update_card
 
     gate = SpeechModel(gate_path)
     rate = gate.frontend_config.sample_rate
@@ -590,8 +590,6 @@ def rethreshold_gate(gate_path: Path, speech_roots: list[Path], nonspeech_root: 
     if dev_only:
         source += " (validation speech: spoofmix dev alone)"
     card_path = card_path_for(gate_path)
-    card = json.loads(card_path.read_text())
-    card.update(threshold=threshold, threshold_source=source, validation=validation)
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    update_card(gate_path, threshold=threshold, threshold_source=source, validation=validation)
     log(f"{card_path}: threshold {threshold:.4f} ({source}); validation {validation}")
     return threshold, source
