@@ -382,7 +382,7 @@ def train_gate(detector: FrontendConfig, speech_roots: list[Path], nonspeech_roo
     rng = np.random.default_rng(config.seed)
     chosen = rng.choice(len(data.train_y), size=min(600, len(data.train_y)), replace=False)
     np.save(run_dir / REPRESENTATIVE_FILE, data.train_x[np.sort(chosen)])
-    (run_dir / "config.json").write_text(json.dumps({
+    write_text_atomically(run_dir / "config.json", json.dumps({
         "frontend": gate_config.to_dict(), "train": asdict(config),
         "speech_roots": [str(r) for r in speech_roots], "nonspeech_root": str(nonspeech_root),
     }, indent=2) + "\n")
