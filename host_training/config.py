@@ -90,6 +90,10 @@ class OptimConfig:
     # bona fide clip's source from the detector's embedding, and the embedding is trained, with
     # this weight, to leave it guessing, so it unlearns where real speech was recorded. 0 = off.
     source_adversary_weight: float = 0.0
+    # Within-source ranking (host_training.source_ranking): each batch also pays, with this
+    # weight, the logistic ranking loss of every (bona fide, spoof) pair of one source, so a
+    # source's channel stops being a cue for either class. 0 = off.
+    source_ranking_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -106,6 +110,12 @@ class OptimConfig:
         if self.source_adversary_weight < 0:
             raise ValueError(f"source_adversary_weight = {self.source_adversary_weight}: "
                              "must be 0 or more")
+        if self.source_ranking_weight < 0:
+            raise ValueError(f"source_ranking_weight = {self.source_ranking_weight}: "
+                             "must be 0 or more")
+        if self.source_adversary_weight and self.source_ranking_weight:
+            raise ValueError("source_adversary_weight and source_ranking_weight do not go "
+                             "together: each reads its own source column")
         if self.teacher_weight > 0 and not self.teacher_scores:
             raise ValueError("teacher_weight > 0 needs teacher_scores (a JSON file)")
 
@@ -125,6 +135,12 @@ class TrainConfig:
                              "and head = \"sigmoid\" (the head reads its dense embedding)")
         if self.training.source_adversary_weight and self.augment.mixup_prob:
             raise ValueError("source_adversary_weight and mixup_prob do not go together: "
+                             "mixup would blend two clips' sources")
+        if self.training.source_ranking_weight and self.model.head != "sigmoid":
+            raise ValueError("source_ranking_weight needs [model] head = \"sigmoid\" (it ranks "
+                             "the logits of the spoof probability)")
+        if self.training.source_ranking_weight and self.augment.mixup_prob:
+            raise ValueError("source_ranking_weight and mixup_prob do not go together: "
                              "mixup would blend two clips' sources")
 
     def to_dict(self) -> dict[str, Any]:

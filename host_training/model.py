@@ -147,10 +147,11 @@ def load_detector(path, compile: bool = True):
     import keras
 
     # imported for what they register: SixHardSwish, the one-class layer and loss, the
-    # source-adversarial training model's source head and loss
+    # source-adversarial training model's source head and loss, the source-ranking loss
     import host_training.board_layers
     import host_training.one_class
-    import host_training.source_adversary  # noqa: F401
+    import host_training.source_adversary
+    import host_training.source_ranking  # noqa: F401
 
     return keras.models.load_model(path, compile=compile)
 

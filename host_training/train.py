@@ -247,6 +247,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         detector_of,
         with_source_head,
     )
+    from host_training.source_ranking import SourceRankingLoss, ranking_sources
     from host_training.streaming import TrainingWindows, epoch_rng, stream_clip_scores
 
     root = data_root or corpus_root(config)
@@ -278,6 +279,15 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         train_targets = np.column_stack([train_targets, sources]).astype(np.float32)
         log(f"source adversary: {len(source_names)} bona fide sources, confusion weight "
             f"{adversary}")
+    ranking = config.training.source_ranking_weight
+    if ranking:
+        sources, source_names = ranking_sources(train_utts)
+        if not source_names:
+            raise DatasetError("source_ranking_weight needs a source with both bona fide and "
+                               "spoofed training clips; the training clips have none")
+        train_targets = np.column_stack([train_targets, sources]).astype(np.float32)
+        log(f"source ranking: {len(source_names)} sources with both classes "
+            f"({int((sources >= 0).sum())} of {len(sources)} clips), weight {ranking}")
     dev_labels = np.array([u.is_spoof for u in dev_utts], dtype=bool)
     # Babble is made of bona fide speech only, so no spoof audio leaks into bona fide clips.
     noise_clips = (np.array([i for i, u in enumerate(train_utts)
@@ -293,6 +303,8 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         if adversary:
             model = with_source_head(model, len(source_names))
             loss = SourceAdversaryLoss(adversary, config.training.label_smoothing)
+        if ranking:
+            loss = SourceRankingLoss(ranking, config.training.label_smoothing)
         model.compile(optimizer=make_optimizer(config.training), loss=loss)
         history: list[dict[str, float]] = []
         best = (-1, float("inf"), 0.5)
