@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from edge_runtime.errors import EXIT_RUNTIME_FAULT
 from host_training.cli_options import cache_option, data_option, report_written
 from host_training.cli_options import fail as _fail
 from host_training.evaluate import CONDITIONS
@@ -53,7 +53,7 @@ def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache
 
     from host_training.config import load_config
     from host_training.datasets import DatasetError
-    from host_training.train import ResumeError
+    from host_training.train import CollapsedRunError, ResumeError
     from host_training.train import train as run_training
 
     try:
@@ -69,6 +69,8 @@ def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache
         result = run_training(config, run_dir, cache_dir, data_root, workers=workers)
     except (DatasetError, ResumeError) as error:
         _fail(str(error))
+    except CollapsedRunError as error:
+        _fail(str(error), EXIT_RUNTIME_FAULT)
     click.echo(f"best dev EER {result.best_dev_eer * 100:.2f} % at epoch {result.best_epoch}; "
                f"run in {result.run_dir}")
 
@@ -88,7 +90,6 @@ def train(config_path: Path | None, run_dir: Path, data_root: Path | None, cache
 def export(run_dir: Path, out_path: Path | None, range_outlier_share: float | None,
            data_root: Path | None, cache_dir: Path) -> None:
     """Export the run's best model to full-integer int8 TFLite plus its model card."""
-    from edge_runtime.errors import EXIT_RUNTIME_FAULT
     from edge_runtime.model import default_model_path
     from host_training.datasets import DatasetError
     from host_training.export import ExportError, export_run
@@ -101,8 +102,7 @@ def export(run_dir: Path, out_path: Path | None, range_outlier_share: float | No
     except (DatasetError, FileNotFoundError, ValueError) as error:
         _fail(str(error))
     except ExportError as error:
-        click.echo(f"edge-train: error: {run_dir}: {error}", err=True)
-        sys.exit(EXIT_RUNTIME_FAULT)
+        _fail(f"{run_dir}: {error}", EXIT_RUNTIME_FAULT)
 
 
 @main.command()

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from host_training.synth import SynthSummary
 
 DEFAULT_CACHE = Path("cache")
+# The start of the one line every `edge-train` refusal or stopped run ends with.
+ERROR_PREFIX = "edge-train: error:"
 data_option = click.option(
     "--data", "data_root", type=click.Path(path_type=Path, file_okay=False), default=None,
     help="Corpus root (protocols/ + <split>/flac, or bonafide/ + spoof/ folders). "
@@ -25,10 +27,11 @@ cache_option = click.option(
 )
 
 
-def fail(message: str) -> NoReturn:
-    """One line on stderr and exit 2: the way every `edge-train` command refuses its input."""
-    click.echo(f"edge-train: error: {message}", err=True)
-    sys.exit(EXIT_INPUT_ERROR)
+def fail(message: str, exit_code: int = EXIT_INPUT_ERROR) -> NoReturn:
+    """One line on stderr and exit 2 (or ``exit_code``): the way every `edge-train` command
+    refuses its input or reports a run it had to stop."""
+    click.echo(f"{ERROR_PREFIX} {message}", err=True)
+    sys.exit(exit_code)
 
 
 def report_written(summary: SynthSummary, what: str) -> None:

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import click
 
+from host_training.cli_options import ERROR_PREFIX
+
 RUNS = Path("runs")
 # What one upload may hold, leaving room for the working tree that travels with it.
 DEFAULT_PART_MB = 56
@@ -203,21 +205,27 @@ def launch(runs: tuple[str, ...], gpus: int, workers: int) -> None:
 @main.command()
 @click.argument("seconds", type=click.IntRange(0))
 def wait(seconds: int) -> None:
-    """Until every launched run has written metrics.json, or SECONDS pass; then each run's
-    last epoch line."""
+    """Until every launched run has written metrics.json or stopped with an error, or SECONDS
+    pass; then each run's last epoch line (and a stopped run's error)."""
     deadline = time.monotonic() + seconds
     logs = sorted(RUNS.glob("*.log"))
 
+    def error_of(log: Path) -> str | None:
+        lines = log.read_text(errors="replace").splitlines()
+        return lines[-1] if lines and lines[-1].startswith(ERROR_PREFIX) else None
+
     def finished(log: Path) -> bool:
-        return (RUNS / log.stem / "metrics.json").exists()
+        return (RUNS / log.stem / "metrics.json").exists() or error_of(log) is not None
 
     while time.monotonic() < deadline and not all(map(finished, logs)):
         time.sleep(10)
     for log in logs:
         epochs = [line for line in log.read_text(errors="replace").splitlines()
                   if line.startswith("epoch ")]
-        state = "done" if finished(log) else "running"
-        click.echo(f"{log.stem}: {state}, {len(epochs)} epochs; {epochs[-1] if epochs else ''}")
+        error = error_of(log)
+        state = "failed" if error else "done" if finished(log) else "running"
+        click.echo(f"{log.stem}: {state}, {len(epochs)} epochs; {epochs[-1] if epochs else ''}"
+                   + (f"\n  {error}" if error else ""))
 
 
 @main.command()

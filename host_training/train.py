@@ -43,6 +43,12 @@ class ResumeError(ValueError):
     pass
 
 
+class CollapsedRunError(RuntimeError):
+    """The model gives every dev clip one score: its sigmoid has saturated, and the loss on a
+    saturated probability has no gradient left, so no later epoch can move it (seen in GPU
+    rounds: a run stuck at dev EER 50 % for all of its epochs)."""
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -327,7 +333,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
 
     def dev_rates():
         scores = stream_clip_scores(detector, dev_store, config.frontend, workers)
-        return equal_error_rate(scores[~dev_labels], scores[dev_labels])
+        return equal_error_rate(scores[~dev_labels], scores[dev_labels]), scores
 
     epoch = first_epoch
     for epoch in range(first_epoch, config.training.epochs + 1):
@@ -352,7 +358,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         fit = model.fit(windows, epochs=1, verbose=0, callbacks=[_progress_callback(
             epoch, windows.clips, windows.batch_size, log)])
         train_seconds = time.perf_counter() - started
-        rates = dev_rates()
+        rates, dev_scores = dev_rates()
         entry = {"epoch": epoch, "loss": float(fit.history["loss"][0]), "dev_eer": rates.eer,
                  "dev_threshold": rates.threshold, "clips": int(windows.clips),
                  "learning_rate": learning_rate,
@@ -365,7 +371,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
         if averaged.update(epoch, model.get_weights()):
             current = model.get_weights()
             model.set_weights(averaged.weights())
-            mean_rates = dev_rates()
+            mean_rates, _ = dev_rates()
             entry["averaged_dev_eer"] = mean_rates.eer
             note += f"  averaged {mean_rates.eer * 100:5.2f} %"
             if mean_rates.eer < best[1]:
@@ -379,6 +385,13 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
             f"{entry['clips_per_second']:.1f} clips/s  loss {entry['loss']:.4f}  "
             f"dev EER {rates.eer * 100:5.2f} %  {entry['seconds']:.0f} s" + note)
         write_text_atomically(run_dir / "history.json", json.dumps(history, indent=2))
+        if len(dev_scores) > 1 and (not np.all(np.isfinite(dev_scores))
+                                    or np.ptp(dev_scores) == 0):
+            raise CollapsedRunError(
+                f"epoch {epoch}: the model gives all {len(dev_scores)} dev clips one score "
+                f"({float(dev_scores[0]):.6g}): its output has saturated and no later epoch "
+                f"can move it; history so far in {run_dir / 'history.json'}. Start again with "
+                "another --seed or a lower learning rate")
         stopped = epoch - best[0] >= config.training.patience
         _save_checkpoint(run_dir, model, {"epoch": epoch, "best": list(best),
                                           "stopped": stopped, "history": history}, averaged)

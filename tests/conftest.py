@@ -39,6 +39,27 @@ def speech_like(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
     return signal.astype(np.float32)
 
 
+def two_source_corpus(root: Path, spoof_speaker: str = "LJ_0") -> Path:
+    """A protocol-layout corpus under ``root``: bona fide of two sources (LJ_0, VCTK_1) and
+    buzzy spoofs of ``spoof_speaker``, 8 of each in train and 4 in dev."""
+    (root / "protocols").mkdir(parents=True)
+    for split, count in (("train", 8), ("dev", 4)):
+        (root / split / "flac").mkdir(parents=True)
+        lines = []
+        for i in range(count):
+            for key, speaker in (("bonafide", "LJ_0"), ("bonafide", "VCTK_1"),
+                                 ("spoof", spoof_speaker)):
+                utt = f"{split}_{key}_{speaker}_{i}"
+                audio = speech_like(0.8 + 0.1 * i, seed=i + 7 * len(lines))
+                if key == "spoof":
+                    t = np.arange(audio.shape[0]) / 16000
+                    audio = 0.5 * audio + 0.1 * np.sign(np.sin(2 * np.pi * 110 * t))
+                sf.write(root / split / "flac" / f"{utt}.flac", audio.astype(np.float32), 16000)
+                lines.append(f"{speaker} {utt} - {'-' if key == 'bonafide' else 'buzz'} {key}")
+        (root / "protocols" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
 @pytest.fixture
 def write_audio(tmp_path: Path):
     """write_audio(name, samples, rate=16000, subtype=None) -> Path of a new audio file."""

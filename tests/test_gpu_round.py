@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from host_training.gpu_round import collect_runs, pack_parts, run_command
 
@@ -89,3 +90,26 @@ def test_the_round_table_pairs_each_arm_with_the_baseline_of_the_same_seed(
     assert "1 runs without metrics.json" in lines[-1]
     with pytest.raises(click.ClickException, match="no finished run of 'default'"):
         round_table(tmp_path, "default")
+
+
+def test_wait_reports_a_stopped_run_as_failed_without_waiting_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from host_training.gpu_round import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "done-s0").mkdir(parents=True)
+    (tmp_path / "runs" / "done-s0" / "metrics.json").write_text("{}")
+    (tmp_path / "runs" / "done-s0.log").write_text("epoch   1/1  10 clips  loss 0.5\n")
+    (tmp_path / "runs" / "dead-s1.log").write_text(
+        "epoch   1/3  10 clips  loss 8.3\nedge-train: error: epoch 1: the model gives all 6 "
+        "dev clips one score (1): ...\n")
+    (tmp_path / "runs" / "live-s2.log").write_text("epoch   1/3  10 clips  loss 0.6\n")
+    result = CliRunner().invoke(main, ["wait", "0"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "dead-s1: failed, 1 epochs; epoch   1/3  10 clips  loss 8.3",
+        "  edge-train: error: epoch 1: the model gives all 6 dev clips one score (1): ...",
+        "done-s0: done, 1 epochs; epoch   1/1  10 clips  loss 0.5",
+        "live-s2: running, 1 epochs; epoch   1/3  10 clips  loss 0.6"]

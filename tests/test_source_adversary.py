@@ -14,6 +14,7 @@ import soundfile as sf
 from host_training.config import config_from_dict
 from host_training.datasets import Utterance
 from tests.conftest import speech_like
+from tests.conftest import two_source_corpus as make_two_source_corpus
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                                 reason="needs the train extra (TensorFlow)")
@@ -89,24 +90,7 @@ def test_a_config_refuses_what_the_head_cannot_go_with() -> None:
 
 @pytest.fixture(scope="module")
 def two_source_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Protocol layout: bona fide from two sources (LJ, VCTK), spoofs buzzy."""
-    root = tmp_path_factory.mktemp("corpus")
-    (root / "protocols").mkdir()
-    for split, count in (("train", 8), ("dev", 4)):
-        (root / split / "flac").mkdir(parents=True)
-        lines = []
-        for i in range(count):
-            for key, speaker in (("bonafide", "LJ_0"), ("bonafide", "VCTK_1"),
-                                 ("spoof", "LJ_0")):
-                utt = f"{split}_{key}_{speaker}_{i}"
-                audio = speech_like(0.8 + 0.1 * i, seed=i + 7 * len(lines))
-                if key == "spoof":
-                    t = np.arange(audio.shape[0]) / 16000
-                    audio = 0.5 * audio + 0.1 * np.sign(np.sin(2 * np.pi * 110 * t))
-                sf.write(root / split / "flac" / f"{utt}.flac", audio.astype(np.float32), 16000)
-                lines.append(f"{speaker} {utt} - {'-' if key == 'bonafide' else 'buzz'} {key}")
-        (root / "protocols" / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return root
+    return make_two_source_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def _config(epochs: int):

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from host_training.config import config_from_dict
 from host_training.datasets import Utterance
-from tests.conftest import speech_like
+from tests.conftest import two_source_corpus
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                                 reason="needs the train extra (TensorFlow)")
@@ -75,26 +74,6 @@ def test_a_config_refuses_what_the_loss_cannot_go_with() -> None:
                           "augment": {"mixup_prob": 0.5}})
 
 
-def _corpus(root: Path, spoof_speaker: str) -> Path:
-    """Protocol layout: bona fide of LJ_0 and VCTK_1, buzzy spoofs of ``spoof_speaker``."""
-    (root / "protocols").mkdir(parents=True)
-    for split, count in (("train", 8), ("dev", 4)):
-        (root / split / "flac").mkdir(parents=True)
-        lines = []
-        for i in range(count):
-            for key, speaker in (("bonafide", "LJ_0"), ("bonafide", "VCTK_1"),
-                                 ("spoof", spoof_speaker)):
-                utt = f"{split}_{key}_{speaker}_{i}"
-                audio = speech_like(0.8 + 0.1 * i, seed=i + 7 * len(lines))
-                if key == "spoof":
-                    t = np.arange(audio.shape[0]) / 16000
-                    audio = 0.5 * audio + 0.1 * np.sign(np.sin(2 * np.pi * 110 * t))
-                sf.write(root / split / "flac" / f"{utt}.flac", audio.astype(np.float32), 16000)
-                lines.append(f"{speaker} {utt} - {'-' if key == 'bonafide' else 'buzz'} {key}")
-        (root / "protocols" / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    return root
-
-
 def _config(epochs: int):
     return config_from_dict({
         "frontend": {"window_seconds": 1.0, "n_bands": 40},
@@ -108,7 +87,7 @@ def test_a_run_trains_with_the_ranking_loss_and_resumes(tmp_path: Path) -> None:
     from host_training.model import load_detector
     from host_training.train import train
 
-    corpus = _corpus(tmp_path / "corpus", "LJ_0")
+    corpus = two_source_corpus(tmp_path / "corpus")
     lines: list[str] = []
     straight = train(_config(2), tmp_path / "straight", tmp_path / "cache", corpus,
                      lines.append, 2)
@@ -136,7 +115,7 @@ def test_no_source_with_both_classes_is_refused_in_one_line(tmp_path: Path) -> N
     from host_training.cli import main
     from host_training.cli_options import EXIT_INPUT_ERROR
 
-    corpus = _corpus(tmp_path / "corpus", "SYN_2")
+    corpus = two_source_corpus(tmp_path / "corpus", "SYN_2")
     (tmp_path / "c.toml").write_text("[training]\nepochs = 1\nsource_ranking_weight = 1.0\n")
     result = CliRunner().invoke(main, [
         "train", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"),

@@ -525,3 +525,33 @@ def test_a_save_that_dies_half_way_leaves_the_previous_model_whole(tmp_path: Pat
     restored = load_detector(path, compile=False)
     np.testing.assert_array_equal(restored.get_weights()[0], first.get_weights()[0])
     assert [p.name for p in tmp_path.iterdir()] == ["best.keras"]
+
+
+def test_a_run_whose_output_saturates_stops_in_one_line_and_keeps_its_history(
+        tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import host_training.streaming as streaming
+    from host_training.cli import main
+
+    scored = streaming.stream_clip_scores
+
+    def saturated(*args, **kwargs) -> np.ndarray:  # every clip the same score, as a dead run
+        return np.full_like(scored(*args, **kwargs), 0.9999)
+
+    monkeypatch.setattr(streaming, "stream_clip_scores", saturated)
+    (tmp_path / "c.toml").write_text(
+        '[frontend]\nwindow_seconds = 1.0\nn_bands = 40\n'
+        '[model]\nstem_channels = 4\nblocks = 1\ndense_units = 8\n'
+        '[training]\nepochs = 3\nbatch_size = 8\n')
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "train", "--config", str(tmp_path / "c.toml"), "--out", str(run_dir),
+        "--data", str(tiny_corpus), "--cache", str(tmp_path / "cache"), "--workers", "1"])
+    assert result.exit_code == 3, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("edge-train:")]
+    assert errors == [
+        f"edge-train: error: epoch 1: the model gives all 12 dev clips one score (0.9999): its "
+        f"output has saturated and no later epoch can move it; history so far in "
+        f"{run_dir / 'history.json'}. Start again with another --seed or a lower learning rate"]
+    assert "Traceback" not in result.output
+    assert [entry["epoch"] for entry in json.loads((run_dir / "history.json").read_text())] \
+        == [1]
