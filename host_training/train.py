@@ -385,13 +385,17 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
             f"{entry['clips_per_second']:.1f} clips/s  loss {entry['loss']:.4f}  "
             f"dev EER {rates.eer * 100:5.2f} %  {entry['seconds']:.0f} s" + note)
         write_text_atomically(run_dir / "history.json", json.dumps(history, indent=2))
-        if len(dev_scores) > 1 and (not np.all(np.isfinite(dev_scores))
-                                    or np.ptp(dev_scores) == 0):
+        collapse = None
+        if not np.all(np.isfinite(dev_scores)):
+            collapse = "gives dev scores that are not numbers: training diverged"
+        elif len(dev_scores) > 1 and np.ptp(dev_scores) == 0:
+            collapse = (f"gives all {len(dev_scores)} dev clips one score "
+                        f"({float(dev_scores[0]):.6g}): its output has saturated")
+        if collapse:
             raise CollapsedRunError(
-                f"epoch {epoch}: the model gives all {len(dev_scores)} dev clips one score "
-                f"({float(dev_scores[0]):.6g}): its output has saturated and no later epoch "
-                f"can move it; history so far in {run_dir / 'history.json'}. Start again with "
-                "another --seed or a lower learning rate")
+                f"epoch {epoch}: the model {collapse} and no later epoch can move it; history "
+                f"so far in {run_dir / 'history.json'}. Start again with another --seed or a "
+                "lower learning rate")
         stopped = epoch - best[0] >= config.training.patience
         _save_checkpoint(run_dir, model, {"epoch": epoch, "best": list(best),
                                           "stopped": stopped, "history": history}, averaged)

@@ -527,17 +527,21 @@ def test_a_save_that_dies_half_way_leaves_the_previous_model_whole(tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["best.keras"]
 
 
-def test_a_run_whose_output_saturates_stops_in_one_line_and_keeps_its_history(
-        tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("score, what", [
+    (0.9999, "gives all 12 dev clips one score (0.9999): its output has saturated"),
+    (np.nan, "gives dev scores that are not numbers: training diverged")])
+def test_a_run_that_cannot_learn_stops_in_one_line_and_keeps_its_history(
+        tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, score: float,
+        what: str) -> None:
     import host_training.streaming as streaming
     from host_training.cli import main
 
     scored = streaming.stream_clip_scores
 
-    def saturated(*args, **kwargs) -> np.ndarray:  # every clip the same score, as a dead run
-        return np.full_like(scored(*args, **kwargs), 0.9999)
+    def stuck(*args, **kwargs) -> np.ndarray:  # every clip the same score, as a dead run's
+        return np.full_like(scored(*args, **kwargs), score)
 
-    monkeypatch.setattr(streaming, "stream_clip_scores", saturated)
+    monkeypatch.setattr(streaming, "stream_clip_scores", stuck)
     (tmp_path / "c.toml").write_text(
         '[frontend]\nwindow_seconds = 1.0\nn_bands = 40\n'
         '[model]\nstem_channels = 4\nblocks = 1\ndense_units = 8\n'
@@ -549,9 +553,9 @@ def test_a_run_whose_output_saturates_stops_in_one_line_and_keeps_its_history(
     assert result.exit_code == 3, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("edge-train:")]
     assert errors == [
-        f"edge-train: error: epoch 1: the model gives all 12 dev clips one score (0.9999): its "
-        f"output has saturated and no later epoch can move it; history so far in "
-        f"{run_dir / 'history.json'}. Start again with another --seed or a lower learning rate"]
+        f"edge-train: error: epoch 1: the model {what} and no later epoch can move it; history "
+        f"so far in {run_dir / 'history.json'}. Start again with another --seed or a lower "
+        "learning rate"]
     assert "Traceback" not in result.output
     assert [entry["epoch"] for entry in json.loads((run_dir / "history.json").read_text())] \
         == [1]
