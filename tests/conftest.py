@@ -14,6 +14,7 @@ import soundfile as sf
 from edge_runtime.model import default_model_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def default_sigint() -> None:
@@ -37,6 +38,21 @@ def speech_like(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
     envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 0.5
     signal = 0.2 * voiced * envelope + 0.005 * rng.standard_normal(t.shape)
     return signal.astype(np.float32)
+
+
+def on_jax_cpu(*args: str, timeout: float = 300) -> str:
+    """``python *args`` run from the repo root with Keras on JAX's CPU backend (this process
+    has Keras on TensorFlow); its stdout, once it has exited 0 (else its stderr's tail fails
+    the test)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, *args], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def two_source_corpus(root: Path, spoof_speaker: str = "LJ_0") -> Path:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from host_training.config import config_from_dict
+from tests.conftest import REPO, on_jax_cpu
 from tests.sam_step_check import expected_sam_step, keras_step
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_a_sam_step_applies_the_gradient_taken_up_the_loss() -> None:
@@ -27,11 +22,8 @@ def test_a_plain_step_lands_elsewhere_so_the_check_can_tell() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (the jax extra)")
 def test_a_sam_step_on_jax_is_the_same_step() -> None:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "sam_step_check.py")], env=env,
-                          cwd=REPO, check=True, capture_output=True, text=True)
-    assert float(done.stdout.strip().splitlines()[-1]) < 1e-5
+    output = on_jax_cpu(str(REPO / "tests" / "sam_step_check.py"))
+    assert float(output.strip().splitlines()[-1]) < 1e-5
 
 
 def test_sam_radius_must_be_positive_to_enable_and_not_negative_in_a_config() -> None:

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from host_training.config import config_from_dict
 from host_training.datasets import Utterance
-from tests.conftest import speech_like
+from tests.conftest import on_jax_cpu, speech_like
 from tests.conftest import two_source_corpus as make_two_source_corpus
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
@@ -162,16 +162,7 @@ print("ok" if np.isfinite(loss) else "nan")
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (the jax extra)")
 def test_the_head_routes_its_gradients_and_trains_on_jax() -> None:
-    import os
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(repo)}
-    done = subprocess.run([sys.executable, "-c", JAX_CHECK], env=env, cwd=repo,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "ok"
+    assert on_jax_cpu("-c", JAX_CHECK).strip().splitlines()[-1] == "ok"
 
 
 def test_one_bona_fide_source_is_refused_in_one_line(tmp_path: Path) -> None:

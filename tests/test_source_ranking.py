@@ -12,7 +12,7 @@ import pytest
 
 from host_training.config import config_from_dict
 from host_training.datasets import Utterance
-from tests.conftest import two_source_corpus
+from tests.conftest import on_jax_cpu, two_source_corpus
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                                 reason="needs the train extra (TensorFlow)")
@@ -142,13 +142,4 @@ print("ok" if np.isfinite(loss) else "nan")
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax (the jax extra)")
 def test_the_loss_trains_on_jax() -> None:
-    import os
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(repo)}
-    done = subprocess.run([sys.executable, "-c", JAX_CHECK], env=env, cwd=repo,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "ok"
+    assert on_jax_cpu("-c", JAX_CHECK).strip().splitlines()[-1] == "ok"

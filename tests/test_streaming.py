@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,7 @@ from edge_runtime.frontend import Frontend, FrontendConfig
 from host_training.augment import AugmentConfig
 from host_training.features import clip_windows, training_window
 from host_training.waveforms import to_int16, write_store
-from tests.conftest import speech_like
+from tests.conftest import on_jax_cpu, speech_like
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                                 reason="needs the train extra (TensorFlow)")
@@ -26,7 +23,6 @@ FRONTEND = FrontendConfig(window_seconds=1.0, n_bands=40)
 # Every random effect on: the per-clip streams are all exercised.
 AUGMENT = AugmentConfig(gain_prob=1.0, noise_prob=0.5, trim_prob=0.5, shift_prob=0.5,
                         freq_mask_prob=0.5, time_mask_prob=0.5)
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -259,10 +255,9 @@ def test_a_run_trained_on_jax_exports_the_same_int8_model_as_on_tensorflow(
     from host_training.model import build_model
 
     config = _tiny_config(2)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    subprocess.run([sys.executable, "-c", JAX_TRAINS, json.dumps(config.to_dict()),
-                    str(tmp_path / "run"), str(tmp_path / "cache"), str(tiny_corpus),
-                    str(tmp_path / "jax-scores.npy")], env=env, cwd=REPO, check=True)
+    on_jax_cpu("-c", JAX_TRAINS, json.dumps(config.to_dict()), str(tmp_path / "run"),
+               str(tmp_path / "cache"), str(tiny_corpus), str(tmp_path / "jax-scores.npy"),
+               timeout=600)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["backend"] == "jax"
     from_jax = keras.models.load_model(tmp_path / "run" / "best.keras")
     on_tf = build_model(config.frontend.feature_shape, config.model)
