@@ -67,9 +67,10 @@ def split_report(name: str, utterances, embedder: SpeakerEmbedder, train: np.nda
             for label, mask in (("bonafide", ~spoof), ("spoof", spoof))},
         "per_source": {},
     }
-    for source in sorted({source_of(u) for u in kept}):
+    sources = np.array([source_of(u) for u in kept])
+    for source in sorted(set(sources)):
         for label, is_spoof in (("bonafide", False), ("spoof", True)):
-            mask = np.array([source_of(u) == source and u.is_spoof == is_spoof for u in kept])
+            mask = (sources == source) & (spoof == is_spoof)
             if mask.sum() >= 8:
                 report["per_source"][f"{source} {label}"] = {
                     "clips": int(mask.sum()), "voice_prior": float(prior[mask].mean()),

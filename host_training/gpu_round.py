@@ -210,20 +210,22 @@ def wait(seconds: int) -> None:
     deadline = time.monotonic() + seconds
     logs = sorted(RUNS.glob("*.log"))
 
-    def error_of(log: Path) -> str | None:
-        lines = log.read_text(errors="replace").splitlines()
+    def error_of(lines: list[str]) -> str | None:
         return lines[-1] if lines and lines[-1].startswith(ERROR_PREFIX) else None
 
+    def done(log: Path) -> bool:
+        return (RUNS / log.stem / "metrics.json").exists()
+
     def finished(log: Path) -> bool:
-        return (RUNS / log.stem / "metrics.json").exists() or error_of(log) is not None
+        return done(log) or error_of(log.read_text(errors="replace").splitlines()) is not None
 
     while time.monotonic() < deadline and not all(map(finished, logs)):
         time.sleep(10)
     for log in logs:
-        epochs = [line for line in log.read_text(errors="replace").splitlines()
-                  if line.startswith("epoch ")]
-        error = error_of(log)
-        state = "failed" if error else "done" if finished(log) else "running"
+        lines = log.read_text(errors="replace").splitlines()
+        epochs = [line for line in lines if line.startswith("epoch ")]
+        error = error_of(lines)
+        state = "failed" if error else "done" if done(log) else "running"
         click.echo(f"{log.stem}: {state}, {len(epochs)} epochs; {epochs[-1] if epochs else ''}"
                    + (f"\n  {error}" if error else ""))
 

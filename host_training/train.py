@@ -49,6 +49,16 @@ class CollapsedRunError(RuntimeError):
     rounds: a run stuck at dev EER 50 % for all of its epochs)."""
 
 
+def collapse_of(dev_scores: np.ndarray) -> str | None:
+    """What the dev scores say of a model that can no longer learn, or None."""
+    if not np.all(np.isfinite(dev_scores)):
+        return "gives dev scores that are not numbers: training diverged"
+    if len(dev_scores) > 1 and np.ptp(dev_scores) == 0:
+        return (f"gives all {len(dev_scores)} dev clips one score "
+                f"({float(dev_scores[0]):.6g}): its output has saturated")
+    return None
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -385,12 +395,7 @@ def train(config: TrainConfig, run_dir: Path, cache_dir: Path | None = None,
             f"{entry['clips_per_second']:.1f} clips/s  loss {entry['loss']:.4f}  "
             f"dev EER {rates.eer * 100:5.2f} %  {entry['seconds']:.0f} s" + note)
         write_text_atomically(run_dir / "history.json", json.dumps(history, indent=2))
-        collapse = None
-        if not np.all(np.isfinite(dev_scores)):
-            collapse = "gives dev scores that are not numbers: training diverged"
-        elif len(dev_scores) > 1 and np.ptp(dev_scores) == 0:
-            collapse = (f"gives all {len(dev_scores)} dev clips one score "
-                        f"({float(dev_scores[0]):.6g}): its output has saturated")
+        collapse = collapse_of(dev_scores)
         if collapse:
             raise CollapsedRunError(
                 f"epoch {epoch}: the model {collapse} and no later epoch can move it; history "
